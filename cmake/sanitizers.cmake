@@ -1,0 +1,10 @@
+# CONVGRAD_SANITIZE=address;undefined or thread, applied to every target of the build.
+if(CONVGRAD_SANITIZE)
+  set(_flags "")
+  foreach(s IN LISTS CONVGRAD_SANITIZE)
+    list(APPEND _flags "-fsanitize=${s}")
+  endforeach()
+  list(APPEND _flags -fno-omit-frame-pointer -fno-sanitize-recover=all)
+  add_compile_options("$<$<COMPILE_LANGUAGE:CXX>:${_flags}>")
+  add_link_options(${_flags})
+endif()

@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: Apache-2.0
+// What a forward convolution records for its gradient, and where the weight and bias gradients
+// accumulate. MPS: `MPSCNNConvolutionGradientState`.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+
+#include "convgrad/convolution_descriptor.hpp"
+#include "convgrad/padding.hpp"
+
+namespace convgrad {
+
+class Convolution;
+
+/// MPS: `MPSCNNConvolutionWeightsLayout`; only OHWI exists.
+enum class WeightsLayout : std::uint8_t { ohwi = 0 };
+
+/// Created by `Convolution::encode` (or `Convolution::result_state`). The weight and bias
+/// gradients are float32, zero when the state is created, and every gradient encode that uses
+/// the state *adds* to them: one state serves a whole batch and holds the sum (not the mean) over
+/// its images. Use a new state for each batch. A handle: copies share the buffers.
+///
+/// Read the buffers only after the command buffer that wrote them has completed (`wait()`).
+class ConvolutionGradientState {
+ public:
+  /// An empty handle; encodes reject it.
+  ConvolutionGradientState() = default;
+  bool valid() const noexcept { return impl_ != nullptr; }
+
+  /// dL/dW, `[output][kernel_height][kernel_width][input / groups]`.
+  std::span<const float> gradient_for_weights() const;
+  std::span<float> gradient_for_weights();
+  /// dL/db, `[output]`; empty when the convolution has no bias.
+  std::span<const float> gradient_for_biases() const;
+  std::span<float> gradient_for_biases();
+  WeightsLayout gradient_for_weights_layout() const noexcept { return WeightsLayout::ohwi; }
+
+  /// The forward convolution that produced the state.
+  const Convolution& convolution() const;
+  const ConvolutionDescriptor& descriptor() const;
+  /// Size of the forward source (MPS `MPSImageSizeEncodingState`): the data gradient's size.
+  std::int64_t source_width() const;
+  std::int64_t source_height() const;
+  /// Size of the forward result: the incoming gradient's size.
+  std::int64_t destination_width() const;
+  std::int64_t destination_height() const;
+  /// The forward geometry: explicit pads and the MPS centre-tap offset.
+  const ConvolutionGeometry& geometry() const;
+
+ private:
+  friend class Convolution;
+  struct Impl;
+  explicit ConvolutionGradientState(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace convgrad

@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: Apache-2.0
+// CPU command buffers: commit() hands the encoded work to a task that first waits for the
+// queue's previous buffer, so buffers of one queue run in commit order and encoding never blocks.
+#include "convgrad/command_buffer.hpp"
+
+#include <future>
+#include <mutex>
+#include <vector>
+
+#include "convgrad/errors.hpp"
+
+namespace convgrad {
+
+struct CommandQueue::Impl {
+  explicit Impl(const Device& d) : device(d) {}
+  Device device;
+  std::mutex mutex;
+  std::shared_future<void> last;  // completion of the most recently committed buffer
+};
+
+struct CommandBuffer::Impl {
+  explicit Impl(std::shared_ptr<CommandQueue::Impl> q) : queue(std::move(q)) {}
+  ~Impl() {
+    // Work still running refers to this buffer's images: finish it before they go away.
+    if (done.valid()) done.wait();
+  }
+  std::shared_ptr<CommandQueue::Impl> queue;
+  std::vector<std::function<void()>> work;
+  CommandBufferStatus status = CommandBufferStatus::not_enqueued;
+  std::shared_future<void> done;
+  mutable std::mutex mutex;
+};
+
+CommandQueue::CommandQueue(const Device& device)
+    : impl_(std::make_shared<Impl>(device)) {}
+
+const Device& CommandQueue::device() const noexcept { return impl_->device; }
+
+CommandBuffer CommandQueue::command_buffer() {
+  return CommandBuffer(std::make_shared<CommandBuffer::Impl>(impl_));
+}
+
+const Device& CommandBuffer::device() const noexcept { return impl_->queue->device; }
+
+void CommandBuffer::enqueue(std::function<void()> work) {
+  const std::lock_guard lock(impl_->mutex);
+  if (impl_->status != CommandBufferStatus::not_enqueued) {
+    throw InvalidArgument("CommandBuffer::enqueue", "status", "committed",
+                          "work cannot be added after commit(); use a new command buffer");
+  }
+  impl_->work.push_back(std::move(work));
+}
+
+void CommandBuffer::commit() {
+  const std::lock_guard lock(impl_->mutex);
+  if (impl_->status != CommandBufferStatus::not_enqueued) {
+    throw InvalidArgument("CommandBuffer::commit", "status", "committed",
+                          "a command buffer is committed once");
+  }
+  impl_->status = CommandBufferStatus::committed;
+  const std::lock_guard queue_lock(impl_->queue->mutex);
+  std::shared_future<void> previous = impl_->queue->last;
+  auto work = std::move(impl_->work);
+  impl_->work.clear();
+  impl_->done = std::async(std::launch::async, [previous, work = std::move(work)]() {
+                  // A failed earlier buffer does not stop this one (as on Metal); its error
+                  // belongs to its own wait().
+                  if (previous.valid()) previous.wait();
+                  for (const auto& item : work) item();
+                }).share();
+  impl_->queue->last = impl_->done;
+}
+
+void CommandBuffer::wait() {
+  std::shared_future<void> done;
+  {
+    const std::lock_guard lock(impl_->mutex);
+    if (impl_->status == CommandBufferStatus::not_enqueued) {
+      throw InvalidArgument("CommandBuffer::wait", "status", "not committed",
+                            "commit() the command buffer before waiting for it");
+    }
+    done = impl_->done;
+  }
+  try {
+    done.get();
+  } catch (...) {
+    const std::lock_guard lock(impl_->mutex);
+    impl_->status = CommandBufferStatus::error;
+    throw;
+  }
+  const std::lock_guard lock(impl_->mutex);
+  impl_->status = CommandBufferStatus::completed;
+}
+
+CommandBufferStatus CommandBuffer::status() const {
+  const std::lock_guard lock(impl_->mutex);
+  if (impl_->status == CommandBufferStatus::committed &&
+      impl_->done.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+    try {
+      impl_->done.get();
+      return CommandBufferStatus::completed;
+    } catch (...) {
+      return CommandBufferStatus::error;
+    }
+  }
+  return impl_->status;
+}
+
+}  // namespace convgrad

@@ -1,0 +1,231 @@
+// SPDX-License-Identifier: Apache-2.0
+// The forward convolution: translates MPS geometry (padding policy or centre-tap offset, channel
+// offsets, batches) into a ConvProblem and runs fprop on the command buffer.
+#include "convgrad/convolution.hpp"
+
+#include <algorithm>
+#include <limits>
+#include <string>
+
+#include "api/layer_support.hpp"
+#include "api/state_impl.hpp"
+#include "convgrad/errors.hpp"
+#include "convgrad/functional.hpp"
+#include "core/validate.hpp"
+
+namespace convgrad {
+namespace {
+std::string str(std::int64_t v) { return std::to_string(v); }
+}  // namespace
+
+Convolution::Convolution(const Device& device, std::shared_ptr<ConvolutionDataSource> data_source)
+    : device_(device), data_source_(std::move(data_source)) {
+  const char* where = "Convolution";
+  weights_ = api::load_kernel_weights(data_source_.get(), where);
+  descriptor_ = data_source_->descriptor();
+  if (descriptor_.kind() == ConvolutionKind::sub_pixel && descriptor_.sub_pixel_scale_factor() > 1) {
+    throw Unsupported("Convolution: sub-pixel convolution (scale factor " +
+                      str(descriptor_.sub_pixel_scale_factor()) + ") is not implemented");
+  }
+  label_ = data_source_->label();
+}
+
+std::int64_t Convolution::input_feature_channels() const noexcept {
+  return descriptor_.input_feature_channels();
+}
+std::int64_t Convolution::output_feature_channels() const noexcept {
+  return descriptor_.output_feature_channels();
+}
+
+ImageDescriptor Convolution::destination_image_descriptor(const Image& source) {
+  const char* where = "Convolution::destination_image_descriptor";
+  api::require_image(source, device_, "source_image", where);
+  const ConvolutionGeometry g = padding_.resolve(
+      source.height(), source.width(), descriptor_.dilated_kernel_height(),
+      descriptor_.dilated_kernel_width(), descriptor_.stride_in_pixels_y(),
+      descriptor_.stride_in_pixels_x());
+  offset_.x = g.offset_x;
+  offset_.y = g.offset_y;
+  ImageDescriptor d;
+  d.width = g.output_width;
+  d.height = g.output_height;
+  d.feature_channels = destination_channel_offset_ + descriptor_.output_feature_channels();
+  d.number_of_images = source.number_of_images() - offset_.z;
+  d.data_type = source.data_type();
+  return d;
+}
+
+ConvolutionGeometry Convolution::geometry_for(const Image& source, const Image& destination,
+                                              const char* where) const {
+  // MPS places the centre tap of the first window at `offset`; the window's top-left corner is
+  // offset - (dilated kernel >> 1), so the top and left pads are the negation of that corner.
+  ConvolutionGeometry g;
+  g.offset_x = offset_.x;
+  g.offset_y = offset_.y;
+  g.output_height = destination.height();
+  g.output_width = destination.width();
+  const std::int64_t top = (descriptor_.dilated_kernel_height() >> 1) - offset_.y;
+  const std::int64_t left = (descriptor_.dilated_kernel_width() >> 1) - offset_.x;
+  if (top >= descriptor_.dilated_kernel_height() || top <= -source.height()) {
+    throw InvalidArgument(where, "offset.y", str(offset_.y),
+                          "places the first window outside the source (implied top pad " +
+                              str(top) + ")");
+  }
+  if (left >= descriptor_.dilated_kernel_width() || left <= -source.width()) {
+    throw InvalidArgument(where, "offset.x", str(offset_.x),
+                          "places the first window outside the source (implied left pad " +
+                              str(left) + ")");
+  }
+  g.pads.top = static_cast<std::int32_t>(top);
+  g.pads.left = static_cast<std::int32_t>(left);
+  const ConvProblem p = api::layer_problem(descriptor_, 1, source.height(), source.width(),
+                                           g.output_height, g.output_width, top, left,
+                                           DataType::float32, DataType::float32, false, where);
+  g.pads.bottom = p.pad_bottom;
+  g.pads.right = p.pad_right;
+  return g;
+}
+
+void Convolution::encode_into(CommandBuffer& command_buffer, const Image& source,
+                              const Image& destination, const ConvolutionGeometry& g,
+                              ConvolutionGradientState* state, const char* where) {
+  api::require_image(source, device_, "source_image", where);
+  api::require_image(destination, device_, "destination_image", where);
+  const std::int64_t n = destination.number_of_images();
+  if (offset_.z < 0 || offset_.z + n > source.number_of_images()) {
+    throw InvalidArgument(where, "offset.z", str(offset_.z),
+                          "the source holds " + str(source.number_of_images()) +
+                              " images; the destination needs " + str(n) + " from offset.z");
+  }
+  const Image x = api::channel_window(source.images(offset_.z, n), source_channel_offset_,
+                                      std::numeric_limits<std::int64_t>::max(),
+                                      descriptor_.input_feature_channels(), "source_image", where);
+  const std::int64_t k = descriptor_.output_feature_channels();
+  if (destination_channel_offset_ < 0 ||
+      destination_channel_offset_ + k > destination.feature_channels()) {
+    throw InvalidArgument(where, "destination_image.feature_channels",
+                          str(destination.feature_channels()),
+                          "must hold destination_feature_channel_offset (" +
+                              str(destination_channel_offset_) + ") + output channels (" + str(k) +
+                              ")");
+  }
+  const Image y = destination_channel_offset_ == 0 && k == destination.feature_channels()
+                      ? destination
+                      : destination.channels(destination_channel_offset_, k);
+  const SharedKernelWeights weights = weights_;
+  const bool with_bias = !weights->biases.empty();
+  const ConvProblem problem =
+      api::layer_problem(descriptor_, n, source.height(), source.width(), g.output_height,
+                         g.output_width, g.pads.top, g.pads.left, x.data_type(), y.data_type(),
+                         with_bias, where);
+  const TensorView w = api::weight_view(*weights, descriptor_);
+  const TensorView b = api::bias_view_of(*weights);
+  validate(problem, Direction::fprop, x.view(), w, b, y.view(), where);
+  if (state != nullptr) *state = result_state(source, destination);
+  RunOptions options;
+  options.backend = device_.backend();
+  command_buffer.enqueue([problem, x, y, w, b, weights, options] {
+    fprop(problem, x.view(), w, b, y.view(), options);
+  });
+}
+
+Image Convolution::encode(CommandBuffer& command_buffer, const Image& source) {
+  ImageDescriptor d = destination_image_descriptor(source);
+  Image destination(device_, d);
+  encode_into(command_buffer, source, destination, geometry_for(source, destination, "Convolution::encode"),
+              nullptr, "Convolution::encode");
+  return destination;
+}
+
+Image Convolution::encode(CommandBuffer& command_buffer, const Image& source,
+                          ConvolutionGradientState& destination_state) {
+  ImageDescriptor d = destination_image_descriptor(source);
+  Image destination(device_, d);
+  encode_into(command_buffer, source, destination, geometry_for(source, destination, "Convolution::encode"),
+              &destination_state, "Convolution::encode");
+  return destination;
+}
+
+void Convolution::encode(CommandBuffer& command_buffer, const Image& source,
+                         const Image& destination) {
+  const char* where = "Convolution::encode";
+  api::require_image(source, device_, "source_image", where);
+  api::require_image(destination, device_, "destination_image", where);
+  encode_into(command_buffer, source, destination, geometry_for(source, destination, where),
+              nullptr, where);
+}
+
+void Convolution::encode(CommandBuffer& command_buffer, const Image& source,
+                         const Image& destination, ConvolutionGradientState& destination_state) {
+  const char* where = "Convolution::encode";
+  api::require_image(source, device_, "source_image", where);
+  api::require_image(destination, device_, "destination_image", where);
+  encode_into(command_buffer, source, destination, geometry_for(source, destination, where),
+              &destination_state, where);
+}
+
+ImageBatch Convolution::encode_batch(CommandBuffer& command_buffer, const ImageBatch& sources,
+                                     ConvolutionGradientState& destination_state) {
+  const char* where = "Convolution::encode_batch";
+  if (sources.empty()) throw InvalidArgument(where, "sources.size()", "0", "must not be empty");
+  for (std::size_t i = 0; i < sources.size(); ++i) {
+    api::require_image(sources[i], device_, "sources[i]", where);
+    if (sources[i].height() != sources[0].height() || sources[i].width() != sources[0].width()) {
+      throw InvalidArgument(where, "sources[" + std::to_string(i) + "].size",
+                            str(sources[i].height()) + "x" + str(sources[i].width()),
+                            "every image of a batch shares one state and so one size (" +
+                                str(sources[0].height()) + "x" + str(sources[0].width()) + ")");
+    }
+  }
+  // Resolve every image before enqueueing any, so that a bad image leaves nothing encoded.
+  ImageBatch destinations;
+  std::vector<ConvolutionGeometry> geometries;
+  for (const Image& source : sources) {
+    destinations.emplace_back(device_, destination_image_descriptor(source));
+    geometries.push_back(geometry_for(source, destinations.back(), where));
+  }
+  ConvolutionGradientState state = result_state(sources[0], destinations[0]);
+  for (std::size_t i = 0; i < sources.size(); ++i) {
+    encode_into(command_buffer, sources[i], destinations[i], geometries[i], nullptr, where);
+  }
+  destination_state = state;
+  return destinations;
+}
+
+ConvolutionGradientState Convolution::result_state(const Image& source,
+                                                   const Image& destination) const {
+  const char* where = "Convolution::result_state";
+  api::require_image(source, device_, "source_image", where);
+  api::require_image(destination, device_, "destination_image", where);
+  auto impl = std::make_shared<ConvolutionGradientState::Impl>();
+  impl->convolution = std::make_shared<const Convolution>(*this);
+  impl->geometry = geometry_for(source, destination, where);
+  impl->source_height = source.height();
+  impl->source_width = source.width();
+  impl->weight_gradient.assign(static_cast<std::size_t>(descriptor_.weight_count()), 0.0f);
+  if (descriptor_.bias_enabled()) {
+    impl->bias_gradient.assign(static_cast<std::size_t>(descriptor_.output_feature_channels()),
+                               0.0f);
+  }
+  return ConvolutionGradientState(std::move(impl));
+}
+
+ConvolutionWeightsAndBiasesState Convolution::export_weights_and_biases(
+    CommandBuffer& /*command_buffer*/) const {
+  // The copy is taken now: the kernel's weights object is immutable once published.
+  return ConvolutionWeightsAndBiasesState(device_, descriptor_, weights_->weights,
+                                          weights_->biases);
+}
+
+void Convolution::reload_weights_and_biases_from_data_source() {
+  weights_ = api::load_kernel_weights(data_source_.get(),
+                                      "Convolution::reload_weights_and_biases_from_data_source", &descriptor_);
+}
+
+void Convolution::reload_weights_and_biases(CommandBuffer& command_buffer,
+                                            const ConvolutionWeightsAndBiasesState& state) {
+  const char* where = "Convolution::reload_weights_and_biases";
+  weights_ = api::reload_from_state(command_buffer, state, descriptor_, where);
+}
+
+}  // namespace convgrad

@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "api/layer_support.hpp"
+
+#include <algorithm>
+#include <string>
+
+#include "convgrad/errors.hpp"
+
+namespace convgrad::api {
+namespace {
+std::string str(std::int64_t v) { return std::to_string(v); }
+
+// Balances load() with purge() even when copying throws.
+class LoadGuard {
+ public:
+  explicit LoadGuard(ConvolutionDataSource& source) : source_(source) {}
+  ~LoadGuard() { source_.purge(); }
+  LoadGuard(const LoadGuard&) = delete;
+  LoadGuard& operator=(const LoadGuard&) = delete;
+
+ private:
+  ConvolutionDataSource& source_;
+};
+}  // namespace
+
+SharedKernelWeights load_kernel_weights(ConvolutionDataSource* source, const char* where,
+                                        const ConvolutionDescriptor* expected) {
+  if (source == nullptr) {
+    throw InvalidArgument(where, "data_source", "null", "a data source is required");
+  }
+  const ConvolutionDescriptor& descriptor = source->descriptor();
+  descriptor.validate(where);
+  if (expected != nullptr && !(descriptor == *expected)) {
+    throw InvalidArgument(where, "data_source.descriptor", descriptor.to_string(),
+                          "must still be the kernel's descriptor " + expected->to_string());
+  }
+  if (!source->load()) {
+    throw InvalidArgument(where, "data_source.load()", "false",
+                          "the data source failed to load its weights", descriptor.to_string());
+  }
+  const LoadGuard guard(*source);
+  const void* weights = source->weights();
+  if (weights == nullptr) {
+    throw InvalidArgument(where, "data_source.weights()", "null",
+                          "the data source returned no weights after load()",
+                          descriptor.to_string());
+  }
+  auto result = std::make_shared<KernelWeights>();
+  const std::int64_t count = descriptor.weight_count();
+  result->weights.resize(static_cast<std::size_t>(count));
+  const DataType type = source->data_type();
+  for (std::int64_t i = 0; i < count; ++i) {
+    result->weights[static_cast<std::size_t>(i)] = load_as_float(weights, type, i);
+  }
+  if (descriptor.bias_enabled()) {
+    result->biases.assign(static_cast<std::size_t>(descriptor.output_feature_channels()), 0.0f);
+    // MPS: a null bias means no bias; with the descriptor's bias on, that is a zero bias.
+    if (const float* bias = source->bias_terms()) {
+      result->biases.assign(bias, bias + descriptor.output_feature_channels());
+    }
+  }
+  return result;
+}
+
+SharedKernelWeights reload_from_state(CommandBuffer& command_buffer,
+                                      const ConvolutionWeightsAndBiasesState& state,
+                                      const ConvolutionDescriptor& descriptor, const char* where) {
+  if (!(state.descriptor() == descriptor)) {
+    throw InvalidArgument(where, "state.descriptor", state.descriptor().to_string(),
+                          "must equal the kernel's descriptor " + descriptor.to_string());
+  }
+  auto fresh = std::make_shared<KernelWeights>();
+  fresh->weights.resize(state.weights().size());
+  fresh->biases.resize(state.biases().size());
+  command_buffer.enqueue([fresh, state] {
+    std::copy(state.weights().begin(), state.weights().end(), fresh->weights.begin());
+    std::copy(state.biases().begin(), state.biases().end(), fresh->biases.begin());
+  });
+  return fresh;
+}
+
+ConvProblem layer_problem(const ConvolutionDescriptor& d, std::int64_t n, std::int64_t h,
+                          std::int64_t w, std::int64_t p, std::int64_t q, std::int64_t pad_top,
+                          std::int64_t pad_left, DataType x_type, DataType y_type,
+                          bool with_bias, const char* where) {
+  ConvProblem problem;
+  problem.n = n;
+  problem.h = h;
+  problem.w = w;
+  problem.c = d.input_feature_channels();
+  problem.k = d.output_feature_channels();
+  problem.r = d.kernel_height();
+  problem.s = d.kernel_width();
+  problem.p = p;
+  problem.q = q;
+  problem.stride_h = static_cast<std::int32_t>(d.stride_in_pixels_y());
+  problem.stride_w = static_cast<std::int32_t>(d.stride_in_pixels_x());
+  problem.dilation_h = static_cast<std::int32_t>(d.dilation_rate_y());
+  problem.dilation_w = static_cast<std::int32_t>(d.dilation_rate_x());
+  problem.groups = static_cast<std::int32_t>(d.groups());
+  problem.x_type = x_type;
+  problem.y_type = y_type;
+  problem.w_type = DataType::float32;
+  problem.with_bias = with_bias;
+  // The bottom and right pads follow from the output size (as in benchdnn): the smallest pads
+  // that give p x q outputs. They may be negative: rows past the last window are never read.
+  const std::int64_t bottom = (p - 1) * problem.stride_h + problem.dilated_r() - h - pad_top;
+  const std::int64_t right = (q - 1) * problem.stride_w + problem.dilated_s() - w - pad_left;
+  constexpr std::int64_t kLimit = std::int64_t{1} << 30;
+  for (const auto& [name, value] : {std::pair{"pad_top", pad_top}, std::pair{"pad_left", pad_left},
+                                    std::pair{"pad_bottom", bottom}, std::pair{"pad_right", right}}) {
+    if (value <= -kLimit || value >= kLimit) {
+      throw InvalidArgument(where, name, str(value), "padding must lie within +-2^30");
+    }
+  }
+  problem.pad_top = static_cast<std::int32_t>(pad_top);
+  problem.pad_left = static_cast<std::int32_t>(pad_left);
+  problem.pad_bottom = static_cast<std::int32_t>(bottom);
+  problem.pad_right = static_cast<std::int32_t>(right);
+  return problem;
+}
+
+Image channel_window(const Image& image, std::int64_t offset, std::int64_t max_count,
+                     std::int64_t needed, const char* name, const char* where) {
+  const std::int64_t channels = image.feature_channels();
+  if (offset < 0 || offset >= channels) {
+    throw InvalidArgument(where, std::string(name) + " feature channel offset", str(offset),
+                          "must be in [0, " + str(channels) + ")");
+  }
+  if (max_count < 1) {
+    throw InvalidArgument(where, std::string(name) + " feature channel max count", str(max_count),
+                          "must be at least 1");
+  }
+  const std::int64_t count = std::min(channels - offset, max_count);
+  if (count != needed) {
+    throw InvalidArgument(where, std::string(name) + ".feature_channels", str(channels),
+                          "the kernel reads " + str(needed) + " channels but the window [" +
+                              str(offset) + ", " + str(offset + count) + ") holds " + str(count) +
+                              " (take a window with Image::channels() or the channel offset and "
+                              "max count)");
+  }
+  return offset == 0 && count == channels ? image : image.channels(offset, count);
+}
+
+void require_image(const Image& image, const Device& device, const char* name, const char* where) {
+  if (!image.valid()) throw InvalidArgument(where, name, "empty", "an image is required");
+  if (!(image.device() == device) && image.device().kind() != device.kind()) {
+    throw InvalidArgument(where, std::string(name) + ".device", image.device().name(),
+                          "must be the kernel's device " + device.name());
+  }
+}
+
+TensorView weight_view(const KernelWeights& weights, const ConvolutionDescriptor& d) {
+  return dense_view(const_cast<float*>(weights.weights.data()), DataType::float32,
+                    d.output_feature_channels(), d.kernel_height(), d.kernel_width(),
+                    d.input_feature_channels() / d.groups());
+}
+
+TensorView bias_view_of(const KernelWeights& weights) {
+  if (weights.biases.empty()) return {};
+  return bias_view(const_cast<float*>(weights.biases.data()),
+                   static_cast<std::int64_t>(weights.biases.size()));
+}
+
+}  // namespace convgrad::api

@@ -1,0 +1,50 @@
+// SPDX-License-Identifier: Apache-2.0
+// What the forward and gradient kernels share: reading weights from a data source or a weights
+// state, turning a descriptor and a geometry into a ConvProblem, checking image windows.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "convgrad/command_buffer.hpp"
+#include "convgrad/convolution_data_source.hpp"
+#include "convgrad/image.hpp"
+#include "convgrad/kernel_weights.hpp"
+#include "convgrad/problem.hpp"
+#include "convgrad/weights_and_biases_state.hpp"
+
+namespace convgrad::api {
+
+/// Validates the data source and its descriptor, then loads, copies (as float32) and purges.
+/// `expected`, when given, is the descriptor the kernel was built with: a data source whose
+/// descriptor has changed since is refused. Throws InvalidArgument.
+SharedKernelWeights load_kernel_weights(ConvolutionDataSource* data_source, const char* where,
+                                        const ConvolutionDescriptor* expected = nullptr);
+
+/// The weights object a kernel publishes when reloading from `state` on `command_buffer`: sized
+/// now, filled when the command buffer reaches this point. Work encoded before keeps the old
+/// object, work encoded after captures this one. The state's descriptor must match.
+SharedKernelWeights reload_from_state(CommandBuffer& command_buffer,
+                                      const ConvolutionWeightsAndBiasesState& state,
+                                      const ConvolutionDescriptor& descriptor, const char* where);
+
+/// The problem of `descriptor` on `n` images of `h x w` giving `p x q`, with the top and left
+/// pads given and the bottom and right ones implied by the output size.
+ConvProblem layer_problem(const ConvolutionDescriptor& descriptor, std::int64_t n, std::int64_t h,
+                          std::int64_t w, std::int64_t p, std::int64_t q, std::int64_t pad_top,
+                          std::int64_t pad_left, DataType x_type, DataType y_type,
+                          bool with_bias, const char* where);
+
+/// The channels of `image` a kernel reads: [offset, offset + min(C - offset, max_count)), which
+/// must be exactly `needed` channels. `name` is the parameter named in errors.
+Image channel_window(const Image& image, std::int64_t offset, std::int64_t max_count,
+                     std::int64_t needed, const char* name, const char* where);
+
+/// Throws InvalidArgument unless `image` is valid and lives on `device`.
+void require_image(const Image& image, const Device& device, const char* name,
+                   const char* where);
+
+TensorView weight_view(const KernelWeights& weights, const ConvolutionDescriptor& descriptor);
+TensorView bias_view_of(const KernelWeights& weights);
+
+}  // namespace convgrad::api

@@ -1,0 +1,22 @@
+// SPDX-License-Identifier: Apache-2.0
+// The inside of a gradient state, shared by the forward convolution that fills its geometry and
+// the gradient kernels that add into its buffers.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "convgrad/convolution.hpp"
+#include "convgrad/convolution_gradient_state.hpp"
+
+namespace convgrad {
+
+struct ConvolutionGradientState::Impl {
+  std::shared_ptr<const Convolution> convolution;  // snapshot taken at the forward encode
+  ConvolutionGeometry geometry;
+  std::int64_t source_height = 0, source_width = 0;
+  std::vector<float> weight_gradient;
+  std::vector<float> bias_gradient;  // empty without bias
+};
+
+}  // namespace convgrad

@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: Apache-2.0
+// Generic direct kernels: every problem, any view and storage type. Inputs are packed to dense
+// float32 first; the innermost loops run over a contiguous channel axis without a reduction so
+// that the compiler can vectorise them.
+#include <array>
+#include <vector>
+
+#include "core/parallel.hpp"
+#include "cpu/backend.hpp"
+#include "cpu/pack.hpp"
+
+namespace convgrad::cpu {
+namespace {
+
+std::optional<std::string> accepts_all(const ConvProblem&) { return std::nullopt; }
+
+void fprop_direct(const ConvProblem& p, const core::Operands& o, bool) {
+  const std::vector<float> x = pack_dense(o.x);
+  const std::vector<float> w = pack_dense(o.w);
+  const std::int64_t cg = p.c_per_group(), kg = p.k_per_group();
+  // Weights transposed to [R][S][C/g][K] so the inner loop runs over output channels.
+  std::vector<float> wt(w.size());
+  for (std::int64_t k = 0; k < p.k; ++k)
+    for (std::int64_t rsc = 0; rsc < p.r * p.s * cg; ++rsc)
+      wt[rsc * p.k + k] = w[k * p.r * p.s * cg + rsc];
+  std::vector<float> bias(static_cast<std::size_t>(p.k), 0.0f);
+  if (p.with_bias && !o.b.empty()) bias = pack_dense(o.b);
+  std::vector<float> y(static_cast<std::size_t>(p.n * p.p * p.q * p.k));
+  core::parallel_for(p.n * p.p, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t np = begin; np < end; ++np) {
+      const std::int64_t n = np / p.p, oh = np % p.p;
+      for (std::int64_t ow = 0; ow < p.q; ++ow) {
+        float* acc = y.data() + (np * p.q + ow) * p.k;
+        for (std::int64_t k = 0; k < p.k; ++k) acc[k] = bias[k];
+        for (std::int64_t r = 0; r < p.r; ++r) {
+          const std::int64_t ih = oh * p.stride_h - p.pad_top + r * p.dilation_h;
+          if (ih < 0 || ih >= p.h) continue;
+          for (std::int64_t s = 0; s < p.s; ++s) {
+            const std::int64_t iw = ow * p.stride_w - p.pad_left + s * p.dilation_w;
+            if (iw < 0 || iw >= p.w) continue;
+            const float* xp = x.data() + ((n * p.h + ih) * p.w + iw) * p.c;
+            for (std::int64_t g = 0; g < p.groups; ++g) {
+              for (std::int64_t c = 0; c < cg; ++c) {
+                const float xv = xp[g * cg + c];
+                const float* wp = wt.data() + ((r * p.s + s) * cg + c) * p.k + g * kg;
+                float* ap = acc + g * kg;
+                for (std::int64_t k = 0; k < kg; ++k) ap[k] += xv * wp[k];
+              }
+            }
+          }
+        }
+      }
+    }
+  });
+  unpack_dense(y, o.y);
+}
+
+void dgrad_direct(const ConvProblem& p, const core::Operands& o, bool) {
+  const std::vector<float> dy = pack_dense(o.y);
+  const std::vector<float> w = pack_dense(o.w);
+  const std::int64_t cg = p.c_per_group(), kg = p.k_per_group();
+  std::vector<float> dx(static_cast<std::size_t>(p.n * p.h * p.w * p.c));
+  core::parallel_for(p.n * p.h, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t nh = begin; nh < end; ++nh) {
+      const std::int64_t n = nh / p.h, ih = nh % p.h;
+      for (std::int64_t iw = 0; iw < p.w; ++iw) {
+        float* acc = dx.data() + (nh * p.w + iw) * p.c;
+        for (std::int64_t c = 0; c < p.c; ++c) acc[c] = 0.0f;
+        for (std::int64_t r = 0; r < p.r; ++r) {
+          const std::int64_t th = ih + p.pad_top - r * p.dilation_h;
+          if (th < 0 || th % p.stride_h != 0 || th / p.stride_h >= p.p) continue;
+          const std::int64_t oh = th / p.stride_h;
+          for (std::int64_t s = 0; s < p.s; ++s) {
+            const std::int64_t tw = iw + p.pad_left - s * p.dilation_w;
+            if (tw < 0 || tw % p.stride_w != 0 || tw / p.stride_w >= p.q) continue;
+            const std::int64_t ow = tw / p.stride_w;
+            const float* dyp = dy.data() + ((n * p.p + oh) * p.q + ow) * p.k;
+            for (std::int64_t k = 0; k < p.k; ++k) {
+              const float dyv = dyp[k];
+              const float* wp = w.data() + ((k * p.r + r) * p.s + s) * cg;
+              float* ap = acc + (k / kg) * cg;
+              for (std::int64_t c = 0; c < cg; ++c) ap[c] += dyv * wp[c];
+            }
+          }
+        }
+      }
+    }
+  });
+  unpack_dense(dx, o.x);
+}
+
+void wgrad_direct(const ConvProblem& p, const core::Operands& o, bool accumulate) {
+  const std::vector<float> x = pack_dense(o.x);
+  const std::vector<float> dy = pack_dense(o.y);
+  const std::int64_t cg = p.c_per_group(), kg = p.k_per_group();
+  std::vector<float> dw = accumulate ? pack_dense(o.w)
+                                     : std::vector<float>(static_cast<std::size_t>(
+                                           p.k * p.r * p.s * cg));
+  const bool with_db = !o.b.empty();
+  std::vector<float> db = with_db && accumulate ? pack_dense(o.b)
+                                                : std::vector<float>(static_cast<std::size_t>(p.k));
+  core::parallel_for(p.k, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t k = begin; k < end; ++k) {
+      const std::int64_t g = k / kg;
+      float* dwk = dw.data() + k * p.r * p.s * cg;
+      for (std::int64_t n = 0; n < p.n; ++n) {
+        for (std::int64_t oh = 0; oh < p.p; ++oh) {
+          for (std::int64_t ow = 0; ow < p.q; ++ow) {
+            const float dyv = dy[static_cast<std::size_t>(((n * p.p + oh) * p.q + ow) * p.k + k)];
+            if (with_db) db[static_cast<std::size_t>(k)] += dyv;
+            for (std::int64_t r = 0; r < p.r; ++r) {
+              const std::int64_t ih = oh * p.stride_h - p.pad_top + r * p.dilation_h;
+              if (ih < 0 || ih >= p.h) continue;
+              for (std::int64_t s = 0; s < p.s; ++s) {
+                const std::int64_t iw = ow * p.stride_w - p.pad_left + s * p.dilation_w;
+                if (iw < 0 || iw >= p.w) continue;
+                const float* xp = x.data() + ((n * p.h + ih) * p.w + iw) * p.c + g * cg;
+                float* dp = dwk + (r * p.s + s) * cg;
+                for (std::int64_t c = 0; c < cg; ++c) dp[c] += dyv * xp[c];
+              }
+            }
+          }
+        }
+      }
+    }
+  });
+  unpack_dense(dw, o.w);
+  if (with_db) unpack_dense(db, o.b);
+}
+
+constexpr std::array<core::KernelInfo, 3> kernel_list{{
+    {"cpu.fprop.direct.generic.f32", Direction::fprop, accepts_all, fprop_direct},
+    {"cpu.dgrad.direct.generic.f32", Direction::dgrad, accepts_all, dgrad_direct},
+    {"cpu.wgrad.direct.generic.f32", Direction::wgrad, accepts_all, wgrad_direct},
+}};
+
+bool always_available(std::string*) { return true; }
+std::span<const core::KernelInfo> kernels() { return kernel_list; }
+
+}  // namespace
+
+const core::BackendEntry& backend() {
+  static const core::BackendEntry entry{"cpu", DeviceKind::cpu, always_available, kernels};
+  return entry;
+}
+
+}  // namespace convgrad::cpu
