@@ -66,8 +66,9 @@ std::int64_t w_elements(const ConvProblem& problem) noexcept;
 std::int64_t y_elements(const ConvProblem& problem) noexcept;
 
 /// oneDNN benchdnn convolution syntax, e.g. `g32mb32ic256ih28oc256oh28kh3ph1`. Round-trips with
-/// `parse_problem`; dilation is written 0-based (`dh1` is dilation 2) as benchdnn does.
-/// Asymmetric padding is written as `ph` (top) and `ph_r`... see docs/problem_string.md.
+/// `parse_problem`; dilation is written 0-based (`dh1` is dilation 2) as benchdnn does. The
+/// bottom and right pads are implied by `oh` and `ow`, which are always printed, so asymmetric
+/// padding survives (docs/problem_string.md).
 std::string to_string(const ConvProblem& problem);
 
 /// Parses benchdnn syntax. Missing width fields copy the height ones, missing output sizes are

@@ -56,6 +56,13 @@ void ConvolutionDescriptor::validate(const char* where) const {
           "the dilated kernel width must be below 2^31");
   require(dilated_kernel_height() < kLimit, "descriptor.dilation_rate_y", dilation_y_,
           "the dilated kernel height must be below 2^31");
+  std::int64_t count = 0;
+  const std::int64_t per_group = input_channels_ / groups();
+  require(!__builtin_mul_overflow(output_channels_ * kernel_height_, kernel_width_ * per_group,
+                                  &count) &&
+              count < (std::int64_t{1} << 62),
+          "descriptor.output_feature_channels", output_channels_,
+          "the weight count (output * kernel_height * kernel_width * input / groups) overflows");
   if (kind_ == ConvolutionKind::depthwise) {
     require(groups_ == 1, "descriptor.groups", groups_,
             "a depthwise descriptor groups by channel already; groups must be 1");
