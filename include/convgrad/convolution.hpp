@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -99,6 +100,10 @@ class Convolution {
   void encode_into(CommandBuffer& command_buffer, const Image& source, const Image& destination,
                    const ConvolutionGeometry& geometry, ConvolutionGradientState* state,
                    const char* where);
+  /// Checks everything and returns the work without enqueueing it, so that a batch can check
+  /// every image before encoding any.
+  std::function<void()> prepare_into(const Image& source, const Image& destination,
+                                     const ConvolutionGeometry& geometry, const char* where) const;
 
   Device device_;
   std::shared_ptr<ConvolutionDataSource> data_source_;

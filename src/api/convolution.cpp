@@ -4,6 +4,7 @@
 #include "convgrad/convolution.hpp"
 
 #include <algorithm>
+#include <functional>
 #include <limits>
 #include <string>
 
@@ -40,6 +41,15 @@ std::int64_t Convolution::output_feature_channels() const noexcept {
 ImageDescriptor Convolution::destination_image_descriptor(const Image& source) {
   const char* where = "Convolution::destination_image_descriptor";
   api::require_image(source, device_, "source_image", where);
+  // Checked here as well as at the encode: the result's size is computed from them first.
+  if (offset_.z < 0 || offset_.z >= source.number_of_images()) {
+    throw InvalidArgument(where, "offset.z", str(offset_.z),
+                          "must be in [0, " + str(source.number_of_images()) + ")");
+  }
+  if (destination_channel_offset_ < 0) {
+    throw InvalidArgument(where, "destination_feature_channel_offset",
+                          str(destination_channel_offset_), "must not be negative");
+  }
   const ConvolutionGeometry g = padding_.resolve(
       source.height(), source.width(), descriptor_.dilated_kernel_height(),
       descriptor_.dilated_kernel_width(), descriptor_.stride_in_pixels_y(),
@@ -89,6 +99,18 @@ ConvolutionGeometry Convolution::geometry_for(const Image& source, const Image& 
 void Convolution::encode_into(CommandBuffer& command_buffer, const Image& source,
                               const Image& destination, const ConvolutionGeometry& g,
                               ConvolutionGradientState* state, const char* where) {
+  std::function<void()> work = prepare_into(source, destination, g, where);
+  // The state is an output too: it is replaced only once the work is enqueued (enqueue throws
+  // on a committed buffer).
+  ConvolutionGradientState fresh;
+  if (state != nullptr) fresh = result_state(source, destination);
+  command_buffer.enqueue(std::move(work));
+  if (state != nullptr) *state = std::move(fresh);
+}
+
+std::function<void()> Convolution::prepare_into(const Image& source, const Image& destination,
+                                                const ConvolutionGeometry& g,
+                                                const char* where) const {
   api::require_image(source, device_, "source_image", where);
   api::require_image(destination, device_, "destination_image", where);
   const std::int64_t n = destination.number_of_images();
@@ -97,12 +119,15 @@ void Convolution::encode_into(CommandBuffer& command_buffer, const Image& source
                           "the source holds " + str(source.number_of_images()) +
                               " images; the destination needs " + str(n) + " from offset.z");
   }
-  const Image x = api::channel_window(source.images(offset_.z, n), source_channel_offset_,
-                                      std::numeric_limits<std::int64_t>::max(),
-                                      descriptor_.input_feature_channels(), "source_image", where);
+  const Image x = api::channel_window(
+      source.images(offset_.z, n), source_channel_offset_, std::numeric_limits<std::int64_t>::max(),
+      descriptor_.input_feature_channels(), "source_image", "source", where);
   const std::int64_t k = descriptor_.output_feature_channels();
-  if (destination_channel_offset_ < 0 ||
-      destination_channel_offset_ + k > destination.feature_channels()) {
+  if (destination_channel_offset_ < 0) {
+    throw InvalidArgument(where, "destination_feature_channel_offset",
+                          str(destination_channel_offset_), "must not be negative");
+  }
+  if (destination_channel_offset_ > destination.feature_channels() - k) {  // no overflowing sum
     throw InvalidArgument(where, "destination_image.feature_channels",
                           str(destination.feature_channels()),
                           "must hold destination_feature_channel_offset (" +
@@ -121,12 +146,11 @@ void Convolution::encode_into(CommandBuffer& command_buffer, const Image& source
   const TensorView w = api::weight_view(*weights, descriptor_);
   const TensorView b = api::bias_view_of(*weights);
   validate(problem, Direction::fprop, x.view(), w, b, y.view(), where);
-  if (state != nullptr) *state = result_state(source, destination);
   RunOptions options;
   options.backend = device_.backend();
-  command_buffer.enqueue([problem, x, y, w, b, weights, options] {
+  return [problem, x, y, w, b, weights, options] {
     fprop(problem, x.view(), w, b, y.view(), options);
-  });
+  };
 }
 
 Image Convolution::encode(CommandBuffer& command_buffer, const Image& source) {
@@ -169,7 +193,7 @@ ImageBatch Convolution::encode_batch(CommandBuffer& command_buffer, const ImageB
   const char* where = "Convolution::encode_batch";
   if (sources.empty()) throw InvalidArgument(where, "sources.size()", "0", "must not be empty");
   for (std::size_t i = 0; i < sources.size(); ++i) {
-    api::require_image(sources[i], device_, "sources[i]", where);
+    api::require_image(sources[i], device_, ("sources[" + std::to_string(i) + "]").c_str(), where);
     if (sources[i].height() != sources[0].height() || sources[i].width() != sources[0].width()) {
       throw InvalidArgument(where, "sources[" + std::to_string(i) + "].size",
                             str(sources[i].height()) + "x" + str(sources[i].width()),
@@ -184,10 +208,13 @@ ImageBatch Convolution::encode_batch(CommandBuffer& command_buffer, const ImageB
     destinations.emplace_back(device_, destination_image_descriptor(source));
     geometries.push_back(geometry_for(source, destinations.back(), where));
   }
-  ConvolutionGradientState state = result_state(sources[0], destinations[0]);
+  // Channel windows and the problems are checked per image too, again before any is enqueued.
+  std::vector<std::function<void()>> work;
   for (std::size_t i = 0; i < sources.size(); ++i) {
-    encode_into(command_buffer, sources[i], destinations[i], geometries[i], nullptr, where);
+    work.push_back(prepare_into(sources[i], destinations[i], geometries[i], where));
   }
+  ConvolutionGradientState state = result_state(sources[0], destinations[0]);
+  for (auto& item : work) command_buffer.enqueue(std::move(item));
   destination_state = state;
   return destinations;
 }

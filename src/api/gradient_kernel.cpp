@@ -69,6 +69,14 @@ GradientKernel::Resolved GradientKernel::resolve(const Image& dy, const Image& x
   check_state(state, where);
   api::require_image(dy, device_, "source_gradient", where);
   api::require_image(x, device_, "source_image", where);
+  // Before anything reads the destination's sizes: an empty handle has none.
+  if (destination != nullptr) {
+    api::require_image(*destination, device_, "destination_gradient", where);
+  }
+  if (destination_offset_ < 0) {
+    throw InvalidArgument(where, "destination_feature_channel_offset", str(destination_offset_),
+                          "must not be negative");
+  }
   require_size(dy, state.destination_height(), state.destination_width(), "source_gradient",
                "the forward result's size", where);
   require_size(x, state.source_height(), state.source_width(), "source_image",
@@ -101,15 +109,14 @@ GradientKernel::Resolved GradientKernel::resolve(const Image& dy, const Image& x
                           "the source image holds " + str(x.number_of_images()) + " images; " +
                               str(n) + " are needed from this offset");
   }
-  r.source_gradient = api::channel_window(dy.images(r.primary.z, n), primary_offset_c_,
-                                          primary_max_c_, expected_gradient_channels(),
-                                          "source_gradient", where);
-  r.source_image = api::channel_window(x.images(r.secondary.z, n), secondary_offset_c_,
-                                       secondary_max_c_, expected_image_channels(),
-                                       "source_image", where);
+  r.source_gradient =
+      api::channel_window(dy.images(r.primary.z, n), primary_offset_c_, primary_max_c_,
+                          expected_gradient_channels(), "source_gradient", "primary_source", where);
+  r.source_image =
+      api::channel_window(x.images(r.secondary.z, n), secondary_offset_c_, secondary_max_c_,
+                          expected_image_channels(), "source_image", "secondary_source", where);
   if (destination != nullptr) {
     const Image& dx = *destination;
-    api::require_image(dx, device_, "destination_gradient", where);
     require_size(dx, state.source_height(), state.source_width(), "destination_gradient",
                  "the forward source's size", where);
     if (dx.data_type() != x.data_type()) {
@@ -119,7 +126,7 @@ GradientKernel::Resolved GradientKernel::resolve(const Image& dy, const Image& x
                                 std::string(to_string(x.data_type())) + ")");
     }
     const std::int64_t c = expected_image_channels();
-    if (destination_offset_ < 0 || destination_offset_ + c > dx.feature_channels()) {
+    if (destination_offset_ > dx.feature_channels() - c) {  // the sum could overflow
       throw InvalidArgument(where, "destination_gradient.feature_channels",
                             str(dx.feature_channels()),
                             "must hold destination_feature_channel_offset (" +
@@ -185,7 +192,8 @@ ImageBatch GradientKernel::encode_batch(CommandBuffer& command_buffer,
                                         const ConvolutionGradientState& gradient_state) {
   const char* where = "GradientKernel::encode_batch";
   if (source_gradients.size() != source_images.size()) {
-    throw InvalidArgument(where, "source_images.size()", str(static_cast<std::int64_t>(source_images.size())),
+    throw InvalidArgument(where, "source_images.size()",
+                          str(static_cast<std::int64_t>(source_images.size())),
                           "must equal source_gradients.size() (" +
                               str(static_cast<std::int64_t>(source_gradients.size())) + ")");
   }
@@ -207,13 +215,16 @@ void GradientKernel::encode_batch(CommandBuffer& command_buffer,
   if (source_gradients.empty()) {
     throw InvalidArgument(where, "source_gradients.size()", "0", "must not be empty");
   }
-  if (source_images.size() != source_gradients.size() ||
-      destination_gradients.size() != source_gradients.size()) {
-    throw InvalidArgument(where, "batch sizes",
-                          str(static_cast<std::int64_t>(source_gradients.size())) + "/" +
-                              str(static_cast<std::int64_t>(source_images.size())) + "/" +
-                              str(static_cast<std::int64_t>(destination_gradients.size())),
-                          "source gradients, source images and destinations must be as many");
+  const auto count = [](const ImageBatch& batch) {
+    return str(static_cast<std::int64_t>(batch.size()));
+  };
+  if (source_images.size() != source_gradients.size()) {
+    throw InvalidArgument(where, "source_images.size()", count(source_images),
+                          "must equal source_gradients.size() (" + count(source_gradients) + ")");
+  }
+  if (destination_gradients.size() != source_gradients.size()) {
+    throw InvalidArgument(where, "destination_gradients.size()", count(destination_gradients),
+                          "must equal source_gradients.size() (" + count(source_gradients) + ")");
   }
   // Every entry is checked before any is encoded: a bad entry leaves the state and every
   // destination untouched.

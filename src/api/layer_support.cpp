@@ -121,15 +121,17 @@ ConvProblem layer_problem(const ConvolutionDescriptor& d, std::int64_t n, std::i
 }
 
 Image channel_window(const Image& image, std::int64_t offset, std::int64_t max_count,
-                     std::int64_t needed, const char* name, const char* where) {
+                     std::int64_t needed, const char* name, const char* setting,
+                     const char* where) {
   const std::int64_t channels = image.feature_channels();
   if (offset < 0 || offset >= channels) {
-    throw InvalidArgument(where, std::string(name) + " feature channel offset", str(offset),
-                          "must be in [0, " + str(channels) + ")");
+    throw InvalidArgument(
+        where, std::string(setting) + "_feature_channel_offset", str(offset),
+        "must be in [0, " + str(channels) + "): " + name + " has " + str(channels) + " channels");
   }
   if (max_count < 1) {
-    throw InvalidArgument(where, std::string(name) + " feature channel max count", str(max_count),
-                          "must be at least 1");
+    throw InvalidArgument(where, std::string(setting) + "_feature_channel_max_count",
+                          str(max_count), "must be at least 1");
   }
   const std::int64_t count = std::min(channels - offset, max_count);
   if (count != needed) {

@@ -36,9 +36,11 @@ ConvProblem layer_problem(const ConvolutionDescriptor& descriptor, std::int64_t 
                           bool with_bias, const char* where);
 
 /// The channels of `image` a kernel reads: [offset, offset + min(C - offset, max_count)), which
-/// must be exactly `needed` channels. `name` is the parameter named in errors.
+/// must be exactly `needed` channels. `name` is the image named in errors; `setting` prefixes the
+/// kernel property names reported for a bad offset or max count ("primary_source" gives
+/// `primary_source_feature_channel_offset`), so that the message names what the caller set.
 Image channel_window(const Image& image, std::int64_t offset, std::int64_t max_count,
-                     std::int64_t needed, const char* name, const char* where);
+                     std::int64_t needed, const char* name, const char* setting, const char* where);
 
 /// Throws InvalidArgument unless `image` is valid and lives on `device`.
 void require_image(const Image& image, const Device& device, const char* name,

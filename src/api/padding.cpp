@@ -4,6 +4,7 @@
 #include "convgrad/padding.hpp"
 
 #include <string>
+#include <tuple>
 
 #include "convgrad/errors.hpp"
 
@@ -91,6 +92,21 @@ ConvolutionGeometry Padding::resolve(std::int64_t source_height, std::int64_t so
                                      std::int64_t stride_y, std::int64_t stride_x) const {
   ConvolutionGeometry g;
   if (explicit_) {
+    // ConvProblem's rule (every pad below the dilated kernel extent), checked here so that the
+    // message names the policy's field instead of the offset or problem it turns into.
+    const std::tuple<const char*, std::int32_t, std::int64_t> sides[] = {
+        {"padding.top", pads_.top, kernel_height},
+        {"padding.left", pads_.left, kernel_width},
+        {"padding.bottom", pads_.bottom, kernel_height},
+        {"padding.right", pads_.right, kernel_width}};
+    for (const auto& [name, pad, kernel] : sides) {
+      if (pad >= kernel) {
+        throw InvalidArgument("Padding::resolve", name, str(pad),
+                              "must be less than the dilated kernel extent (" + str(kernel) +
+                                  "): otherwise whole windows lie in the padding",
+                              label());
+      }
+    }
     g.pads = pads_;
     const std::int64_t ph = source_height + pads_.top + pads_.bottom - kernel_height;
     const std::int64_t pw = source_width + pads_.left + pads_.right - kernel_width;

@@ -10,7 +10,8 @@ namespace convgrad::core {
 void set_num_threads(int count) noexcept;
 int num_threads() noexcept;
 
-/// Splits [0, count) into contiguous chunks, one per thread, and runs body(begin, end) on each.
+/// Splits [0, count) into contiguous chunks, one per thread, and runs body(begin, end) on each
+/// on a persistent pool (the caller runs chunks too). A call from inside a chunk runs serially.
 /// The first exception thrown by a chunk is rethrown after every chunk has finished.
 void parallel_for(std::int64_t count,
                   const std::function<void(std::int64_t begin, std::int64_t end)>& body);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "core/validate.hpp"
 
+#include <limits>
 #include <string>
 
 #include "convgrad/errors.hpp"
@@ -11,7 +12,10 @@ namespace {
 std::string str(std::int64_t v) { return std::to_string(v); }
 
 std::string dims_string(const std::array<std::int64_t, 4>& d) {
-  return "{" + str(d[0]) + ", " + str(d[1]) + ", " + str(d[2]) + ", " + str(d[3]) + "}";
+  // Appended piece by piece: GCC 12 warns falsely (-Wrestrict) on a chain of operator+.
+  std::string text = "{";
+  for (std::size_t i = 0; i < d.size(); ++i) text.append(i == 0 ? "" : ", ").append(str(d[i]));
+  return text.append("}");
 }
 
 class Checker {
@@ -49,7 +53,13 @@ void check_axis(const Checker& check, const char* input_name, std::int64_t input
   check.require(kernel >= 1, kernel_name, str(kernel), "must be at least 1");
   check.require(stride >= 1, stride_name, str(stride), "must be at least 1");
   check.require(dilation >= 1, dilation_name, str(dilation), "must be at least 1 (1 = dense)");
-  const std::int64_t extent = (kernel - 1) * dilation + 1;
+  // Sizes this large fail the element-count checks anyway, but only after this arithmetic, which
+  // must not overflow first (it would wrap into a plausible-looking extent).
+  std::int64_t extent = 0;
+  check.require(!__builtin_mul_overflow(kernel - 1, std::int64_t{dilation}, &extent) &&
+                    extent < std::numeric_limits<std::int64_t>::max(),
+                kernel_name, str(kernel), "the dilated kernel extent overflows 64 bits");
+  extent += 1;
   const std::string extent_text = " dilated kernel extent (" + str(extent) + ")";
   check.require(pad_before < extent, pad_before_name, str(pad_before),
                 "must be less than the" + extent_text +
@@ -57,14 +67,16 @@ void check_axis(const Checker& check, const char* input_name, std::int64_t input
   check.require(pad_after < extent, pad_after_name, str(pad_after),
                 "must be less than the" + extent_text +
                     ": otherwise whole windows lie in the padding");
-  const std::int64_t padded = input + pad_before + pad_after;
+  std::int64_t padded = 0;
+  check.require(!__builtin_add_overflow(input, std::int64_t{pad_before} + pad_after, &padded),
+                input_name, str(input), "the padded input size overflows 64 bits");
   check.require(padded >= extent, kernel_name, str(kernel),
                 "the" + extent_text + " exceeds the padded input (" + str(padded) +
                     "): the output would be empty");
   const std::int64_t expected = (padded - extent) / stride + 1;
   check.require(output == expected, output_name, str(output),
-                "must equal (" + std::string(input_name) + " + pads - dilated kernel) / stride + 1 = " +
-                    str(expected));
+                "must equal (" + std::string(input_name) +
+                    " + pads - dilated kernel) / stride + 1 = " + str(expected));
 }
 
 void check_view(const Checker& check, const std::string& name, const TensorView& view,
@@ -78,7 +90,12 @@ void check_view(const Checker& check, const std::string& name, const TensorView&
   for (int i = 0; i < 4; ++i) {
     check.require(view.strides[i] >= 0, name + ".strides", dims_string(view.strides),
                   "strides must not be negative");
-    last += (dims[i] - 1) * view.strides[i];
+    // A wrapped-around reach would pass the extent check and let a kernel run off the buffer.
+    std::int64_t reach = 0;
+    check.require(!__builtin_mul_overflow(dims[i] - 1, view.strides[i], &reach) &&
+                      !__builtin_add_overflow(last, reach, &last),
+                  name + ".strides", dims_string(view.strides),
+                  "the view's last element lies beyond 2^63 elements");
   }
   check.require(last < view.extent, name + ".extent", str(view.extent),
                 "the view reaches element " + str(last) + ", past its allocation");

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// The CPU backend. It currently holds the always-correct generic direct kernels (float32
-// arithmetic on packed dense copies, threaded); the SIMD kernels of issue #3 go before them in
-// the list.
+// The CPU backend: SIMD kernels chosen by problem class and by the ISA found at run time
+// (src/cpu/kernel_list.cpp), ending in the always-correct generic direct kernels.
 #pragma once
 
 #include "core/kernel.hpp"

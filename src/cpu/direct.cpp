@@ -2,17 +2,13 @@
 // Generic direct kernels: every problem, any view and storage type. Inputs are packed to dense
 // float32 first; the innermost loops run over a contiguous channel axis without a reduction so
 // that the compiler can vectorise them.
-#include <array>
 #include <vector>
 
 #include "core/parallel.hpp"
-#include "cpu/backend.hpp"
+#include "cpu/generic.hpp"
 #include "cpu/pack.hpp"
 
 namespace convgrad::cpu {
-namespace {
-
-std::optional<std::string> accepts_all(const ConvProblem&) { return std::nullopt; }
 
 void fprop_direct(const ConvProblem& p, const core::Operands& o, bool) {
   const std::vector<float> x = pack_dense(o.x);
@@ -126,22 +122,6 @@ void wgrad_direct(const ConvProblem& p, const core::Operands& o, bool accumulate
   });
   unpack_dense(dw, o.w);
   if (with_db) unpack_dense(db, o.b);
-}
-
-constexpr std::array<core::KernelInfo, 3> kernel_list{{
-    {"cpu.fprop.direct.generic.f32", Direction::fprop, accepts_all, fprop_direct},
-    {"cpu.dgrad.direct.generic.f32", Direction::dgrad, accepts_all, dgrad_direct},
-    {"cpu.wgrad.direct.generic.f32", Direction::wgrad, accepts_all, wgrad_direct},
-}};
-
-bool always_available(std::string*) { return true; }
-std::span<const core::KernelInfo> kernels() { return kernel_list; }
-
-}  // namespace
-
-const core::BackendEntry& backend() {
-  static const core::BackendEntry entry{"cpu", DeviceKind::cpu, always_available, kernels};
-  return entry;
 }
 
 }  // namespace convgrad::cpu
