@@ -252,7 +252,7 @@ void Convolution::reload_weights_and_biases_from_data_source() {
 void Convolution::reload_weights_and_biases(CommandBuffer& command_buffer,
                                             const ConvolutionWeightsAndBiasesState& state) {
   const char* where = "Convolution::reload_weights_and_biases";
-  weights_ = api::reload_from_state(command_buffer, state, descriptor_, where);
+  weights_ = api::reload_from_state(command_buffer, state, descriptor_, *weights_, where);
 }
 
 }  // namespace convgrad

@@ -157,7 +157,7 @@ void ConvolutionGradient::reload_weights_and_biases_from_data_source() {
 
 void ConvolutionGradient::reload_weights_and_biases(
     CommandBuffer& command_buffer, const ConvolutionWeightsAndBiasesState& state) {
-  weights_ = api::reload_from_state(command_buffer, state, descriptor_,
+  weights_ = api::reload_from_state(command_buffer, state, descriptor_, *weights_,
                                     "ConvolutionGradient::reload_weights_and_biases");
 }
 

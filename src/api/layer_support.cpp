@@ -64,12 +64,14 @@ SharedKernelWeights load_kernel_weights(ConvolutionDataSource* source, const cha
 
 SharedKernelWeights reload_from_state(CommandBuffer& command_buffer,
                                       const ConvolutionWeightsAndBiasesState& state,
-                                      const ConvolutionDescriptor& descriptor, const char* where) {
+                                      const ConvolutionDescriptor& descriptor,
+                                      const KernelWeights& current, const char* where) {
   if (!(state.descriptor() == descriptor)) {
     throw InvalidArgument(where, "state.descriptor", state.descriptor().to_string(),
                           "must equal the kernel's descriptor " + descriptor.to_string());
   }
-  auto fresh = std::make_shared<KernelWeights>();
+  // Starts as the current values: until the reload runs, it must not hand out zeros.
+  auto fresh = std::make_shared<KernelWeights>(current);
   fresh->weights.resize(state.weights().size());
   fresh->biases.resize(state.biases().size());
   command_buffer.enqueue([fresh, state] {

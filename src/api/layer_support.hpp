@@ -21,12 +21,15 @@ namespace convgrad::api {
 SharedKernelWeights load_kernel_weights(ConvolutionDataSource* data_source, const char* where,
                                         const ConvolutionDescriptor* expected = nullptr);
 
-/// The weights object a kernel publishes when reloading from `state` on `command_buffer`: sized
-/// now, filled when the command buffer reaches this point. Work encoded before keeps the old
-/// object, work encoded after captures this one. The state's descriptor must match.
+/// The weights object a kernel publishes when reloading from `state` on `command_buffer`: a copy
+/// of `current` now, overwritten with the state's values when the command buffer reaches this
+/// point. Work encoded before keeps the old object, work encoded after captures this one; work
+/// that runs before the reload (a buffer committed earlier) sees the old values, as on Metal.
+/// The state's descriptor must match.
 SharedKernelWeights reload_from_state(CommandBuffer& command_buffer,
                                       const ConvolutionWeightsAndBiasesState& state,
-                                      const ConvolutionDescriptor& descriptor, const char* where);
+                                      const ConvolutionDescriptor& descriptor,
+                                      const KernelWeights& current, const char* where);
 
 /// The problem of `descriptor` on `n` images of `h x w` giving `p x q`, with the top and left
 /// pads given and the bottom and right ones implied by the output size.

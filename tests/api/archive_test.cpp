@@ -211,7 +211,7 @@ std::vector<std::byte> mutate(const std::vector<std::byte>& original, std::mt199
     const std::uint64_t n = header.size();
     std::memcpy(out.data(), &n, 8);
     std::memcpy(out.data() + 8, header.data(), header.size());
-    std::memcpy(out.data() + 8 + header.size(), data.data(), data.size());
+    if (!data.empty()) std::memcpy(out.data() + 8 + header.size(), data.data(), data.size());
     return out;
   };
   static const char* numbers[] = {"0", "-1", "1", "2", "3", "4", "9223372036854775807",

@@ -36,6 +36,19 @@ HostTensor::HostTensor(DataType type, std::int64_t d0, std::int64_t d1, std::int
   view_ = dense_view(storage_.data(), type, d0, d1, d2, d3);
 }
 
+HostTensor::HostTensor(const HostTensor& other) : storage_(other.storage_), view_(other.view_) {
+  view_.data = storage_.data();
+}
+
+HostTensor& HostTensor::operator=(const HostTensor& other) {
+  if (this != &other) {
+    storage_ = other.storage_;
+    view_ = other.view_;
+    view_.data = storage_.data();
+  }
+  return *this;
+}
+
 float HostTensor::get(std::int64_t i) const { return load_as_float(view_.data, view_.type, i); }
 void HostTensor::set(std::int64_t i, float value) {
   store_from_float(view_.data, view_.type, i, value);

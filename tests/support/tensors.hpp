@@ -23,6 +23,11 @@ class HostTensor {
  public:
   HostTensor() = default;
   HostTensor(DataType type, std::int64_t d0, std::int64_t d1, std::int64_t d2, std::int64_t d3);
+  // A copy owns new storage; its view must point there, not at the original's bytes.
+  HostTensor(const HostTensor& other);
+  HostTensor& operator=(const HostTensor& other);
+  HostTensor(HostTensor&&) noexcept = default;
+  HostTensor& operator=(HostTensor&&) noexcept = default;
   const TensorView& view() const { return view_; }
   std::int64_t size() const { return view_.extent; }
   DataType type() const { return view_.type; }

@@ -60,7 +60,9 @@ void check_rounding(float value, ToBits to_bits, ToFloat to_float) {
     if (std::isnan(other) || std::signbit(other) != std::signbit(chosen)) continue;
     const double d_chosen = std::abs(chosen - exact), d_other = std::abs(other - exact);
     ASSERT_LE(d_chosen, d_other) << value;
-    if (d_chosen == d_other) ASSERT_EQ(got & 1, 0) << "tie not to even for " << value;
+    if (d_chosen == d_other) {
+      ASSERT_EQ(got & 1, 0) << "tie not to even for " << value;
+    }
   }
 }
 

@@ -222,7 +222,9 @@ void dgrad_gemm(const ConvProblem& p, const core::Operands& o) {
   finish_output(out, o.x, false);
 }
 
-/// db[k] = sum of dy over n, p, q (float32 view), added to db when `accumulate`.
+/// db[k] = sum of dy over n, p, q (float32 view), added to db when `accumulate`. Summed in double:
+/// db is often a small difference of large sums, and in accumulate mode it is added to a value of
+/// similar size, so float32 partial sums would show in its relative error.
 template <class V>
 void bias_gradient(const ConvProblem& p, const ImageF32& dy, const TensorView& db,
                    bool accumulate) {
@@ -231,20 +233,22 @@ void bias_gradient(const ConvProblem& p, const ImageF32& dy, const TensorView& d
   core::parallel_for(chunks, [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t ch = begin; ch < end; ++ch) {
       const auto mask = V::first(static_cast<int>(std::min<std::int64_t>(L, p.k - ch * L)));
-      typename V::reg sum[4] = {V::zero(), V::zero(), V::zero(), V::zero()};
+      typename V::Wide sum[2] = {V::wide_zero(), V::wide_zero()};
       for (std::int64_t n = 0; n < p.n; ++n) {
         for (std::int64_t oh = 0; oh < p.p; ++oh) {
           const float* row = dy.data + dy.at(n, oh, 0) + ch * L;
           for (std::int64_t ow = 0; ow < p.q; ++ow) {
-            sum[ow & 3] = V::add(sum[ow & 3], V::load(row + ow * dy.s[2], mask));
+            sum[ow & 1] = V::wide_add(sum[ow & 1], V::load(row + ow * dy.s[2], mask));
           }
         }
       }
-      alignas(64) float lanes[L];
-      V::store(lanes, V::add(V::add(sum[0], sum[1]), V::add(sum[2], sum[3])));
+      double lanes[2][L];
+      V::wide_store(lanes[0], sum[0]);
+      V::wide_store(lanes[1], sum[1]);
       for (std::int64_t j = 0; j < std::min<std::int64_t>(L, p.k - ch * L); ++j) {
         float* dst = static_cast<float*>(db.data) + (ch * L + j) * db.strides[0];
-        *dst = accumulate ? *dst + lanes[j] : lanes[j];
+        const double total = lanes[0][j] + lanes[1][j];
+        *dst = static_cast<float>(accumulate ? *dst + total : total);
       }
     }
   });

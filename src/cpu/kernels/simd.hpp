@@ -29,10 +29,28 @@ struct Avx512 {
   static reg fma(reg a, reg b, reg c) noexcept { return _mm512_fmadd_ps(a, b, c); }
   static reg add(reg a, reg b) noexcept { return _mm512_add_ps(a, b); }
   static float hsum(reg v) noexcept { return _mm512_reduce_add_ps(v); }
+  /// A vector widened to double, for sums that must not lose the low bits (the bias gradient).
+  struct Wide {
+    __m512d lo, hi;
+  };
+  static Wide wide_zero() noexcept { return {_mm512_setzero_pd(), _mm512_setzero_pd()}; }
+  static Wide wide_add(Wide a, reg v) noexcept {
+    // maskz forms throughout: the plain ones trip GCC 12's -Wmaybe-uninitialized.
+    const __m256 lo = _mm512_maskz_extractf32x8_ps(0xff, v, 0);
+    const __m256 hi = _mm512_maskz_extractf32x8_ps(0xff, v, 1);
+    return {_mm512_add_pd(a.lo, _mm512_maskz_cvtps_pd(0xff, lo)),
+            _mm512_add_pd(a.hi, _mm512_maskz_cvtps_pd(0xff, hi))};
+  }
+  static void wide_store(double* p, Wide a) noexcept {
+    _mm512_storeu_pd(p, a.lo);
+    _mm512_storeu_pd(p + 8, a.hi);
+  }
   using index = __m512i;
   static index load_index(const std::int32_t* p) noexcept { return _mm512_loadu_si512(p); }
   /// Lane i of the result is lane idx[i] of v.
-  static reg permute(reg v, index idx) noexcept { return _mm512_permutexvar_ps(idx, v); }
+  static reg permute(reg v, index idx) noexcept {
+    return _mm512_maskz_permutexvar_ps(0xffff, idx, v);
+  }
 };
 #endif
 
@@ -59,6 +77,18 @@ struct Avx2 {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
+  }
+  struct Wide {
+    __m256d lo, hi;
+  };
+  static Wide wide_zero() noexcept { return {_mm256_setzero_pd(), _mm256_setzero_pd()}; }
+  static Wide wide_add(Wide a, reg v) noexcept {
+    return {_mm256_add_pd(a.lo, _mm256_cvtps_pd(_mm256_castps256_ps128(v))),
+            _mm256_add_pd(a.hi, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)))};
+  }
+  static void wide_store(double* p, Wide a) noexcept {
+    _mm256_storeu_pd(p, a.lo);
+    _mm256_storeu_pd(p + 4, a.hi);
   }
   using index = __m256i;
   static index load_index(const std::int32_t* p) noexcept {

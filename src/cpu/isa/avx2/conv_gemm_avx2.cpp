@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The implicit-GEMM kernels instantiated for AVX2 and FMA (this file is compiled with -mavx2 -mfma).
+// The implicit-GEMM kernels instantiated for AVX2 and FMA (compiled with -mavx2 -mfma).
 #include "cpu/kernels/conv_gemm.hpp"
 #include "cpu/kernels/entry.hpp"
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The implicit-GEMM kernels instantiated for AVX-512 (this file is compiled with -mavx512*).
+// The implicit-GEMM kernels instantiated for AVX-512 (compiled with -mavx512f/bw/vl/dq).
 #include "cpu/kernels/conv_gemm.hpp"
 #include "cpu/kernels/entry.hpp"
 
