@@ -71,10 +71,13 @@ const core::KernelInfo& choose_kernel(const core::BackendEntry& backend, const C
     if (explain) std::cerr << "convgrad dispatch: " << kernel.name << ": " << *rejected << "\n";
     reasons += "\n  " + std::string(kernel.name) + ": " + *rejected;
   }
-  throw Unsupported("no " + std::string(backend.name) + " kernel for " +
-                    std::string(to_string(direction)) + " of " + to_string(problem) +
-                    (filter.empty() ? std::string() : " matching \"" + std::string(filter) + "\"") +
-                    (reasons.empty() ? std::string(": none compiled in") : reasons));
+  // Appended piece by piece: GCC 12 warns falsely (-Wrestrict) on a chain of operator+.
+  std::string message = "no ";
+  message.append(backend.name).append(" kernel for ").append(to_string(direction));
+  message.append(" of ").append(to_string(problem));
+  if (!filter.empty()) message.append(" matching \"").append(filter).append("\"");
+  message.append(reasons.empty() ? std::string(": none compiled in") : reasons);
+  throw Unsupported(message);
 }
 
 }  // namespace convgrad::dispatch
