@@ -113,8 +113,7 @@ int num_threads() noexcept {
   return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
-void parallel_for(std::int64_t count,
-                  const std::function<void(std::int64_t, std::int64_t)>& body) {
+void parallel_for(std::int64_t count, const std::function<void(std::int64_t, std::int64_t)>& body) {
   if (count <= 0) return;
   const std::int64_t threads = std::min<std::int64_t>(num_threads(), count);
   if (threads <= 1 || inside_parallel_region) {

@@ -89,12 +89,12 @@ void wgrad_direct(const ConvProblem& p, const core::Operands& o, bool accumulate
   const std::vector<float> x = pack_dense(o.x);
   const std::vector<float> dy = pack_dense(o.y);
   const std::int64_t cg = p.c_per_group(), kg = p.k_per_group();
-  std::vector<float> dw = accumulate ? pack_dense(o.w)
-                                     : std::vector<float>(static_cast<std::size_t>(
-                                           p.k * p.r * p.s * cg));
+  std::vector<float> dw = accumulate
+                              ? pack_dense(o.w)
+                              : std::vector<float>(static_cast<std::size_t>(p.k * p.r * p.s * cg));
   const bool with_db = !o.b.empty();
-  std::vector<float> db = with_db && accumulate ? pack_dense(o.b)
-                                                : std::vector<float>(static_cast<std::size_t>(p.k));
+  std::vector<float> db =
+      with_db && accumulate ? pack_dense(o.b) : std::vector<float>(static_cast<std::size_t>(p.k));
   // Each output row of an image is summed into a partial buffer that is then added to dw: a
   // plain running sum over N*P*Q terms loses about log2(N*P*Q) bits (lenet's 50,176 terms
   // reached 1e-5 relative error); partial sums keep the error near that of one row.

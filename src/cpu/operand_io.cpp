@@ -18,9 +18,7 @@ struct AlignedBuffer {
   std::int64_t capacity = 0;
 };
 
-bool in_place_ok(const TensorView& v) {
-  return v.type == DataType::float32 && v.strides[3] == 1;
-}
+bool in_place_ok(const TensorView& v) { return v.type == DataType::float32 && v.strides[3] == 1; }
 
 // Writing in place also needs distinct rows and pixels, or two threads could write one element.
 bool writable_in_place(const TensorView& v) {

@@ -49,8 +49,8 @@ void dgrad_col2im(const ConvProblem& p, const core::Operands& o) {
     float* g = scratch(Scratch::segments, p.q * ldg + 64);
     for (std::int64_t part = begin; part < end; ++part) {
       const std::int64_t row_a = by_image ? p.n * part / parts * p.h : rows * part / parts;
-      const std::int64_t row_b = by_image ? p.n * (part + 1) / parts * p.h
-                                          : rows * (part + 1) / parts;
+      const std::int64_t row_b =
+          by_image ? p.n * (part + 1) / parts * p.h : rows * (part + 1) / parts;
       for (std::int64_t row = row_a; row < row_b; ++row) {
         float* dxrow = dx.data + dx.at(row / p.h, row % p.h, 0);
         for (std::int64_t iw = 0; iw < p.w; ++iw) std::fill_n(dxrow + iw * dx.s[2], p.c, 0.0f);

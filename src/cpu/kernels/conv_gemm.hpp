@@ -3,8 +3,9 @@
 // (negative included) and groups. Each output row is cut into border pixels, whose taps must be
 // checked one by one, and an interior where every tap is in range and tiles of up to
 // max_rows pixels run the register-blocked micro-kernel with one segment per filter tap.
-//   fprop: rows = output pixels, columns = k, reduction over (r, s, c); weights packed [r][s][c][k].
-//   dgrad: rows = dx pixels of one stride phase, columns = c, reduction over the taps that reach
+//   fprop: rows = output pixels, columns = k, reduction over (r, s, c); weights packed
+//   [r][s][c][k]. dgrad: rows = dx pixels of one stride phase, columns = c, reduction over the taps
+//   that reach
 //          that phase and k; the inserted zeros of a strided convolution are never visited.
 //   wgrad: rows = k, columns = c, one GEMM per tap over the pixels, in pixel chunks that fit L2.
 #pragma once
@@ -49,12 +50,37 @@ void run_row(std::int64_t u_begin, std::int64_t u_end, std::int64_t lo, std::int
     const int mmax = max_rows<V>(nv);
     const std::int64_t tiles = ceil_div(interior, mmax);
     const std::int64_t nseg = build(lo, false, segs);
-    for (std::int64_t i = 0; i < tiles; ++i) {
-      const std::int64_t a = lo + interior * i / tiles, b = lo + interior * (i + 1) / tiles;
-      place(a, t);
-      t.a_off = (a - lo) * t.a_ms;
-      ukernel_for<V>(nv, static_cast<int>(b - a))(segs, nseg, t);
-    }
+    // The reduction is cut into slices of at most kSlice steps of one segment, each run over all
+    // tiles of the row before the next: a slice's B rows (kSlice * nb floats, 16 KiB) then stay
+    // in L1 across the tiles instead of a whole 3x3x256 filter panel streaming from L2 per tile.
+    // Accumulators are reloaded once per slice, a few percent of a slice's FMAs.
+    constexpr std::int64_t kSlice = 128;
+    const Init first_init = t.init;
+    std::int64_t slices = 0;
+    for (std::int64_t sg = 0; sg < nseg; ++sg) slices += ceil_div(segs[sg].len, kSlice);
+    const bool sliced = slices > 1 && tiles > 1;
+    Segment slice = nseg > 0 ? segs[0] : Segment{nullptr, nullptr, 0};
+    std::int64_t sg = 0, step = 0;
+    do {
+      if (sliced) {
+        const std::int64_t len = std::min(kSlice, segs[sg].len - step);
+        slice = {segs[sg].a + step * t.a_ls, segs[sg].b + step * t.b_ls, len};
+      }
+      for (std::int64_t i = 0; i < tiles; ++i) {
+        const std::int64_t a = lo + interior * i / tiles, b = lo + interior * (i + 1) / tiles;
+        place(a, t);
+        t.a_off = (a - lo) * t.a_ms;
+        ukernel_for<V>(nv, static_cast<int>(b - a))(sliced ? &slice : segs, sliced ? 1 : nseg, t);
+      }
+      if (!sliced) break;
+      t.init = Init::load;
+      step += slice.len;
+      if (step >= segs[sg].len) {
+        ++sg;
+        step = 0;
+      }
+    } while (sg < nseg);
+    t.init = first_init;
     t.a_off = 0;
   }
   for (std::int64_t u = hi; u < u_end; ++u) {
@@ -80,15 +106,27 @@ void fprop_gemm(const ConvProblem& p, const core::Operands& o) {
   float* packed = scratch(Scratch::packed_weights, groups * kblocks * (wblock + nb));
   float* bias = packed + groups * kblocks * wblock;
   const bool with_bias = p.with_bias && !o.b.empty();
+  const bool float_rows = o.w.type == DataType::float32 && o.w.strides[3] == 1;
   core::parallel_for(groups * kblocks, [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t gk = begin; gk < end; ++gk) {
       const std::int64_t k0 = (gk / kblocks) * kg + (gk % kblocks) * nb;
       const std::int64_t width = std::min(nb, kg - (gk % kblocks) * nb);
       float* dst = packed + gk * wblock;
-      for (std::int64_t rsc = 0; rsc < taps * cg; ++rsc) {
-        const std::int64_t rs = rsc / cg, c = rsc % cg;
-        for (std::int64_t j = 0; j < nb; ++j) {
-          dst[rsc * nb + j] = j < width ? load_view(o.w, k0 + j, rs / p.s, rs % p.s, c) : 0.0f;
+      if (width < nb) std::fill_n(dst, wblock, 0.0f);
+      // Filter rows are read in order (each written with a stride of nb lanes): the transpose
+      // is bound by the reads, which is what matters for 2048 x 512 filters.
+      for (std::int64_t j = 0; j < width; ++j) {
+        for (std::int64_t rs = 0; rs < taps; ++rs) {
+          float* d = dst + rs * cg * nb + j;
+          if (float_rows) {
+            const float* src =
+                static_cast<const float*>(o.w.data) + o.w.offset(k0 + j, rs / p.s, rs % p.s, 0);
+            for (std::int64_t c = 0; c < cg; ++c) d[c * nb] = src[c];
+          } else {
+            for (std::int64_t c = 0; c < cg; ++c) {
+              d[c * nb] = load_view(o.w, k0 + j, rs / p.s, rs % p.s, c);
+            }
+          }
         }
       }
       for (std::int64_t j = 0; j < nb; ++j) {
@@ -108,8 +146,17 @@ void fprop_gemm(const ConvProblem& p, const core::Operands& o) {
   const std::int64_t pieces = row_pieces(rows, p.q, mmax);
   core::parallel_for(rows * pieces, [&](std::int64_t begin, std::int64_t end) {
     Segment* segs = segment_buffer(taps);
-    Tile t{0, 0, p.stride_w * x.s[2], 1, nb, nullptr, y.s[2],
-           with_bias ? Init::bias : Init::zero, nullptr, 0, false};
+    Tile t{0,
+           0,
+           p.stride_w * x.s[2],
+           1,
+           nb,
+           nullptr,
+           y.s[2],
+           with_bias ? Init::bias : Init::zero,
+           nullptr,
+           0,
+           false};
     for (std::int64_t item = begin; item < end; ++item) {
       const std::int64_t piece = item % pieces, row = item / pieces;
       const std::int64_t gk = row / (p.n * p.p), np = row % (p.n * p.p);
@@ -150,8 +197,11 @@ void dgrad_gemm(const ConvProblem& p, const core::Operands& o) {
   const int nv = cg <= L ? 1 : 2;
   const std::int64_t nb = nv * L, cblocks = ceil_div(cg, nb);
   const std::int64_t taps = p.r * p.s, wblock = taps * kg * nb;
-  // [g][c block][r][s][k][c lanes]: the transpose of the filter that dx = dy * W needs.
+  // dx = dy * W reads B rows w[k][r][s][c0 .. c0 + nb). They are contiguous in KRSC, but used in
+  // place consecutive rows sit r*s*c floats apart, a multiple of 1 KiB for c = 256 or 512, and
+  // map to a handful of L1 sets; packed [g][c block][r][s][k][lanes] they are one stream.
   float* packed = scratch(Scratch::packed_weights, groups * cblocks * wblock);
+  const ImageF32 wk = input_f32(o.w, Scratch::input_b);
   core::parallel_for(groups * cblocks, [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t gc = begin; gc < end; ++gc) {
       const std::int64_t g = gc / cblocks, c0 = (gc % cblocks) * nb;
@@ -159,10 +209,9 @@ void dgrad_gemm(const ConvProblem& p, const core::Operands& o) {
       float* dst = packed + gc * wblock;
       for (std::int64_t rsk = 0; rsk < taps * kg; ++rsk) {
         const std::int64_t rs = rsk / kg, k = rsk % kg;
-        for (std::int64_t j = 0; j < nb; ++j) {
-          dst[rsk * nb + j] =
-              j < width ? load_view(o.w, g * kg + k, rs / p.s, rs % p.s, c0 + j) : 0.0f;
-        }
+        const float* src = wk.data + wk.at(g * kg + k, rs / p.s, rs % p.s) + c0;
+        std::copy_n(src, width, dst + rsk * nb);
+        std::fill(dst + rsk * nb + width, dst + (rsk + 1) * nb, 0.0f);
       }
     }
   });
@@ -214,8 +263,8 @@ void dgrad_gemm(const ConvProblem& p, const core::Operands& o) {
         auto place = [&](std::int64_t u, Tile& tile) {
           tile.c = dxrow + (phase + p.stride_w * u) * dx.s[2];
         };
-        run_row<V>(npx * piece / pieces, npx * (piece + 1) / pieces, u_lo, u_hi, nv, segs, t,
-                   build, place);
+        run_row<V>(npx * piece / pieces, npx * (piece + 1) / pieces, u_lo, u_hi, nv, segs, t, build,
+                   place);
       }
     }
   });
@@ -273,8 +322,8 @@ void wgrad_gemm(const ConvProblem& p, const core::Operands& o, bool accumulate) 
   constexpr std::int64_t piece = 256;
   const std::int64_t per_row = ceil_div(p.q, piece);
   const std::int64_t runs = p.n * p.p * per_row;
-  Segment* table = reinterpret_cast<Segment*>(scratch(
-      Scratch::table, taps * runs * static_cast<std::int64_t>(sizeof(Segment) / 4 + 1)));
+  Segment* table = reinterpret_cast<Segment*>(
+      scratch(Scratch::table, taps * runs * static_cast<std::int64_t>(sizeof(Segment) / 4 + 1)));
   core::parallel_for(taps, [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t rs = begin; rs < end; ++rs) {
       const std::int64_t r = rs / p.s, s = rs % p.s;
@@ -301,8 +350,8 @@ void wgrad_gemm(const ConvProblem& p, const core::Operands& o, bool accumulate) 
 
   // Chunks of runs sized so that their x and dy rows (about 512 KiB) stay in L2 across tiles.
   const std::int64_t bytes_per_run = std::min(piece, p.q) * (p.c + p.k) * 4;
-  const std::int64_t chunk = std::max<std::int64_t>(1, (512 << 10) / std::max<std::int64_t>(
-                                                                          bytes_per_run, 1));
+  const std::int64_t chunk =
+      std::max<std::int64_t>(1, (512 << 10) / std::max<std::int64_t>(bytes_per_run, 1));
   const std::int64_t tiles = groups * ktiles * cblocks * taps;
   core::parallel_for(tiles, [&](std::int64_t begin, std::int64_t end) {
     Tile t{0, 0, 1, dy.s[2], p.stride_w * x.s[2], nullptr, 0, Init::zero, nullptr, 0, true};

@@ -28,15 +28,15 @@ struct DepthwisePack {
 
   DepthwisePack(const ConvProblem& p, const core::Operands& o, bool pack_weights) {
     constexpr int L = V::lanes;
-    const std::int64_t m = p.k / p.c, taps = p.r * p.s, blocks = ceil_div(p.k, L);
+    // Padded to whole groups of four vectors, the unit the weight gradient works in.
+    const std::int64_t m = p.k / p.c, taps = p.r * p.s, blocks = ceil_div(p.k, 4 * L) * 4;
     kp = blocks * L;
     w = scratch(Scratch::packed_weights, taps * kp + kp + blocks * L);
     bias = w + taps * kp;
     index = reinterpret_cast<std::int32_t*>(bias + kp);
     for (std::int64_t k = 0; k < kp; ++k) {
-      bias[k] = p.with_bias && !o.b.empty() && k < p.k && pack_weights
-                    ? load_view(o.b, k, 0, 0, 0)
-                    : 0.0f;
+      bias[k] = p.with_bias && !o.b.empty() && k < p.k && pack_weights ? load_view(o.b, k, 0, 0, 0)
+                                                                       : 0.0f;
       if (pack_weights) {
         for (std::int64_t t = 0; t < taps; ++t) {
           w[t * kp + k] = k < p.k ? load_view(o.w, k, t / p.s, t % p.s, 0) : 0.0f;
@@ -56,62 +56,139 @@ struct DepthwisePack {
       const auto mask = V::first(static_cast<int>(std::min<std::int64_t>(L, c - c0)));
       return V::permute(V::load(px + c0, mask), V::load_index(index + kb * L));
     } else {
-      return V::load(px + kb * L, V::first(static_cast<int>(std::min<std::int64_t>(L, c - kb * L))));
+      return V::load(px + kb * L,
+                     V::first(static_cast<int>(std::min<std::int64_t>(L, c - kb * L))));
     }
   }
 };
 
+/// One filter tap of a stencil row: input pixel u sits at `in + u * in_step` (element offset),
+/// valid for u in [lo, hi); `w` holds the tap's weights for every k.
+struct StencilTap {
+  std::int64_t in;
+  const float* w;
+  std::int64_t lo, hi;
+};
+
+/// Output pixels u .. u + kPixels - 1 of a row, every k block: sums the taps into registers,
+/// channel blocks innermost so that each pixel's channels are read in memory order.
+template <class V, bool kExpand, int kPixels, bool kBorder>
+void stencil_block(const DepthwisePack<V>& pack, const ConvProblem& p, const float* in,
+                   std::int64_t in_step, const StencilTap* taps, std::int64_t ntaps, std::int64_t u,
+                   float* out, std::int64_t out_step, bool bias) {
+  constexpr int L = V::lanes;
+  const std::int64_t m = p.k / p.c, blocks = ceil_div(p.k, L);
+  for (std::int64_t kb = 0; kb < blocks; ++kb) {
+    const auto store_mask = V::first(static_cast<int>(std::min<std::int64_t>(L, p.k - kb * L)));
+    typename V::reg acc[kPixels];
+    for (int j = 0; j < kPixels; ++j) acc[j] = bias ? V::load(pack.bias + kb * L) : V::zero();
+    for (std::int64_t t = 0; t < ntaps; ++t) {
+      if (kBorder && (u < taps[t].lo || u >= taps[t].hi)) continue;
+      const typename V::reg wv = V::load(taps[t].w + kb * L);
+      for (int j = 0; j < kPixels; ++j) {
+        const float* px = in + taps[t].in + (u + j) * in_step;
+        acc[j] = V::fma(pack.template x<kExpand>(px, kb, m, p.c), wv, acc[j]);
+      }
+    }
+    for (int j = 0; j < kPixels; ++j)
+      V::store(out + (u + j) * out_step + kb * L, acc[j], store_mask);
+  }
+}
+
+/// Pixels [0, npx) of one output row: border pixels check each tap, the interior (where every
+/// tap is valid) runs four pixels at a time so that each weight load feeds four FMAs.
+template <class V, bool kExpand>
+void stencil_row(const DepthwisePack<V>& pack, const ConvProblem& p, const float* in,
+                 std::int64_t in_step, const StencilTap* taps, std::int64_t ntaps, std::int64_t npx,
+                 float* out, std::int64_t out_step, bool bias) {
+  std::int64_t lo = 0, hi = npx;
+  for (std::int64_t t = 0; t < ntaps; ++t) {
+    lo = std::max(lo, taps[t].lo);
+    hi = std::min(hi, taps[t].hi);
+  }
+  lo = std::min(lo, npx);
+  hi = std::max(hi, lo);
+  std::int64_t u = 0;
+  for (; u < lo; ++u) {
+    stencil_block<V, kExpand, 1, true>(pack, p, in, in_step, taps, ntaps, u, out, out_step, bias);
+  }
+  for (; u + 4 <= hi; u += 4) {
+    stencil_block<V, kExpand, 4, false>(pack, p, in, in_step, taps, ntaps, u, out, out_step, bias);
+  }
+  for (; u < hi; ++u) {
+    stencil_block<V, kExpand, 1, false>(pack, p, in, in_step, taps, ntaps, u, out, out_step, bias);
+  }
+  for (; u < npx; ++u) {
+    stencil_block<V, kExpand, 1, true>(pack, p, in, in_step, taps, ntaps, u, out, out_step, bias);
+  }
+}
+
+static inline StencilTap* tap_buffer(std::int64_t count) {
+  return reinterpret_cast<StencilTap*>(
+      scratch(Scratch::segments, count * static_cast<std::int64_t>(sizeof(StencilTap) / 4 + 1)));
+}
+
 template <class V, bool kExpand>
 void fprop_depthwise_impl(const ConvProblem& p, const core::Operands& o) {
-  constexpr int L = V::lanes;
   const DepthwisePack<V> pack(p, o, true);
   const ImageF32 x = input_f32(o.x, Scratch::input_a);
   const OutputF32 out = output_f32(o.y, Scratch::output);
   const ImageF32& y = out.image;
-  const std::int64_t m = p.k / p.c, blocks = ceil_div(p.k, L);
-  const std::int64_t q_lo = std::max<std::int64_t>(0, ceil_div(p.pad_left, p.stride_w));
-  const std::int64_t q_hi = std::clamp<std::int64_t>(
-      floor_div(p.w - 1 + p.pad_left - (p.s - 1) * p.dilation_w, p.stride_w) + 1, 0, p.q);
+  const bool bias = p.with_bias && !o.b.empty();
   core::parallel_for(p.n * p.p, [&](std::int64_t begin, std::int64_t end) {
+    StencilTap* taps = tap_buffer(p.r * p.s);
     for (std::int64_t np = begin; np < end; ++np) {
       const std::int64_t n = np / p.p, oh = np % p.p;
-      const std::int64_t ih0 = oh * p.stride_h - p.pad_top;
-      const std::int64_t r_lo = std::max<std::int64_t>(0, ceil_div(-ih0, p.dilation_h));
-      const std::int64_t r_hi = std::min<std::int64_t>(p.r, ceil_div(p.h - ih0, p.dilation_h));
-      const float* ximg = x.data + n * x.s[0];
-      float* yrow = y.data + n * y.s[0] + oh * y.s[1];
-      for (std::int64_t kb = 0; kb < blocks; ++kb) {
-        const auto store_mask = V::first(static_cast<int>(std::min<std::int64_t>(L, p.k - kb * L)));
-        const typename V::reg bias = V::load(pack.bias + kb * L);
-        const float* wk = pack.w + kb * L;
-        // Four pixels at a time share each weight vector load.
-        auto block = [&]<int kPixels>(std::int64_t ow, bool border) {
-          typename V::reg acc[kPixels];
-          for (int j = 0; j < kPixels; ++j) acc[j] = bias;
-          for (std::int64_t r = r_lo; r < r_hi; ++r) {
-            const float* xrow = ximg + (ih0 + r * p.dilation_h) * x.s[1];
-            for (std::int64_t s = 0; s < p.s; ++s) {
-              const typename V::reg wv = V::load(wk + (r * p.s + s) * pack.kp);
-              const std::int64_t iw = ow * p.stride_w - p.pad_left + s * p.dilation_w;
-              if (border && (iw < 0 || iw >= p.w)) continue;
-              for (int j = 0; j < kPixels; ++j) {
-                const float* px = xrow + (iw + j * p.stride_w) * x.s[2];
-                acc[j] = V::fma(pack.template x<kExpand>(px, kb, m, p.c), wv, acc[j]);
-              }
-            }
-          }
-          for (int j = 0; j < kPixels; ++j) V::store(yrow + (ow + j) * y.s[2] + kb * L, acc[j], store_mask);
-        };
-        const std::int64_t lo = std::min(q_lo, p.q), hi = std::max(q_hi, lo);
-        for (std::int64_t ow = 0; ow < lo; ++ow) block.template operator()<1>(ow, true);
-        std::int64_t ow = lo;
-        for (; ow + 4 <= hi; ow += 4) block.template operator()<4>(ow, false);
-        for (; ow < hi; ++ow) block.template operator()<1>(ow, false);
-        for (ow = hi; ow < p.q; ++ow) block.template operator()<1>(ow, true);
+      std::int64_t ntaps = 0;
+      for (std::int64_t r = 0; r < p.r; ++r) {
+        const std::int64_t ih = oh * p.stride_h - p.pad_top + r * p.dilation_h;
+        if (ih < 0 || ih >= p.h) continue;
+        for (std::int64_t s = 0; s < p.s; ++s) {
+          const std::int64_t off = p.pad_left - s * p.dilation_w;  // iw = ow * stride_w - off
+          taps[ntaps++] = {x.at(n, ih, 0) - off * x.s[2], pack.w + (r * p.s + s) * pack.kp,
+                           std::max<std::int64_t>(0, ceil_div(off, p.stride_w)),
+                           std::min<std::int64_t>(p.q, floor_div(p.w - 1 + off, p.stride_w) + 1)};
+        }
       }
+      stencil_row<V, kExpand>(pack, p, x.data, p.stride_w * x.s[2], taps, ntaps, p.q,
+                              y.data + y.at(n, oh, 0), y.s[2], bias);
     }
   });
   finish_output(out, o.y, false);
+}
+
+/// dgrad with multiplier 1 is a stencil over dy: dx columns of one stride phase read dy at
+/// consecutive columns through the taps s that reach that phase.
+template <class V>
+void dgrad_depthwise_phases(const ConvProblem& p, const core::Operands& o) {
+  const DepthwisePack<V> pack(p, o, true);
+  const ImageF32 dy = input_f32(o.y, Scratch::input_a);
+  const OutputF32 out = output_f32(o.x, Scratch::output);
+  const ImageF32& dx = out.image;
+  core::parallel_for(p.n * p.h, [&](std::int64_t begin, std::int64_t end) {
+    StencilTap* taps = tap_buffer(p.r * p.s);
+    for (std::int64_t nh = begin; nh < end; ++nh) {
+      const std::int64_t n = nh / p.h, ih = nh % p.h;
+      for (std::int64_t phase = 0; phase < std::min<std::int64_t>(p.stride_w, p.w); ++phase) {
+        std::int64_t ntaps = 0;
+        for (std::int64_t r = 0; r < p.r; ++r) {
+          const std::int64_t th = ih + p.pad_top - r * p.dilation_h;
+          if (th < 0 || th % p.stride_h != 0 || th / p.stride_h >= p.p) continue;
+          for (std::int64_t s = 0; s < p.s; ++s) {
+            const std::int64_t tw = phase + p.pad_left - s * p.dilation_w;
+            if (tw - floor_div(tw, p.stride_w) * p.stride_w != 0) continue;
+            const std::int64_t base = floor_div(tw, p.stride_w);
+            taps[ntaps++] = {dy.at(n, th / p.stride_h, 0) + base * dy.s[2],
+                             pack.w + (r * p.s + s) * pack.kp, -base, p.q - base};
+          }
+        }
+        stencil_row<V, false>(pack, p, dy.data, dy.s[2], taps, ntaps,
+                              ceil_div(p.w - phase, p.stride_w), dx.data + dx.at(n, ih, phase),
+                              p.stride_w * dx.s[2], false);
+      }
+    }
+  });
+  finish_output(out, o.x, false);
 }
 
 template <class V, bool kExpand>
@@ -190,31 +267,62 @@ void wgrad_depthwise_impl(const ConvProblem& p, const core::Operands& o, bool ac
       for (std::int64_t np = rows * part / parts; np < rows * (part + 1) / parts; ++np) {
         const std::int64_t n = np / p.p, oh = np % p.p;
         const float* dyrow = dy.data + dy.at(n, oh, 0);
-        for (std::int64_t kb = 0; kb < blocks; ++kb) {
-          const auto mask = V::first(static_cast<int>(std::min<std::int64_t>(L, p.k - kb * L)));
-          typename V::reg db = V::zero();
-          for (std::int64_t ow = 0; ow < p.q; ++ow) {
-            db = V::add(db, V::load(dyrow + ow * dy.s[2] + kb * L, mask));
+        for (std::int64_t ow = 0; ow < p.q; ++ow) {
+          for (std::int64_t kb = 0; kb < blocks; ++kb) {
+            const auto mask = V::first(static_cast<int>(std::min<std::int64_t>(L, p.k - kb * L)));
+            V::store(acc_b + kb * L,
+                     V::add(V::load(acc_b + kb * L), V::load(dyrow + ow * dy.s[2] + kb * L, mask)));
           }
-          V::store(acc_b + kb * L, V::add(V::load(acc_b + kb * L), db));
-          for (std::int64_t r = 0; r < p.r; ++r) {
-            const std::int64_t ih = oh * p.stride_h - p.pad_top + r * p.dilation_h;
-            if (ih < 0 || ih >= p.h) continue;
-            const float* xrow = x.data + x.at(n, ih, 0);
-            for (std::int64_t s = 0; s < p.s; ++s) {
-              const std::int64_t off = p.pad_left - s * p.dilation_w;
-              const std::int64_t lo = std::max<std::int64_t>(0, ceil_div(off, p.stride_w));
-              const std::int64_t hi =
-                  std::min<std::int64_t>(p.q, floor_div(p.w - 1 + off, p.stride_w) + 1);
-              typename V::reg acc[4] = {V::zero(), V::zero(), V::zero(), V::zero()};
-              for (std::int64_t ow = lo; ow < hi; ++ow) {
-                const float* px = xrow + (ow * p.stride_w - off) * x.s[2];
-                acc[ow & 3] = V::fma(V::load(dyrow + ow * dy.s[2] + kb * L, mask),
-                                     pack.template x<kExpand>(px, kb, m, p.c), acc[ow & 3]);
+        }
+        for (std::int64_t r = 0; r < p.r; ++r) {
+          const std::int64_t ih = oh * p.stride_h - p.pad_top + r * p.dilation_h;
+          if (ih < 0 || ih >= p.h) continue;
+          const float* xrow = x.data + x.at(n, ih, 0);
+          // Four channel vectors by up to three taps of accumulators in registers; a pixel's
+          // channels are read in memory order.
+          for (std::int64_t kb0 = 0; kb0 < blocks; kb0 += 4) {
+            typename V::mask masks[4];
+            for (int v = 0; v < 4; ++v) {
+              masks[v] = V::first(static_cast<int>(std::min<std::int64_t>(L, p.k - (kb0 + v) * L)));
+            }
+            for (std::int64_t s0 = 0; s0 < p.s; s0 += 3) {
+              std::int64_t lo[3], hi[3], off[3];
+              std::int64_t first = p.q, last = 0;
+              for (int si = 0; si < 3; ++si) {
+                off[si] = p.pad_left - (s0 + si) * p.dilation_w;
+                lo[si] = std::max<std::int64_t>(0, ceil_div(off[si], p.stride_w));
+                hi[si] = s0 + si < p.s ? std::min<std::int64_t>(
+                                             p.q, floor_div(p.w - 1 + off[si], p.stride_w) + 1)
+                                       : 0;
+                if (hi[si] > lo[si]) {
+                  first = std::min(first, lo[si]);
+                  last = std::max(last, hi[si]);
+                }
               }
-              float* dst = acc_w + (r * p.s + s) * pack.kp + kb * L;
-              V::store(dst, V::add(V::load(dst), V::add(V::add(acc[0], acc[1]),
-                                                        V::add(acc[2], acc[3]))));
+              typename V::reg acc[3][4];
+              for (int si = 0; si < 3; ++si) {
+                for (int v = 0; v < 4; ++v) acc[si][v] = V::zero();
+              }
+              for (std::int64_t ow = first; ow < last; ++ow) {
+                typename V::reg d[4];
+                for (int v = 0; v < 4; ++v) {
+                  d[v] = V::load(dyrow + ow * dy.s[2] + (kb0 + v) * L, masks[v]);
+                }
+                for (int si = 0; si < 3; ++si) {
+                  if (ow < lo[si] || ow >= hi[si]) continue;
+                  const float* px = xrow + (ow * p.stride_w - off[si]) * x.s[2];
+                  for (int v = 0; v < 4; ++v) {
+                    acc[si][v] =
+                        V::fma(d[v], pack.template x<kExpand>(px, kb0 + v, m, p.c), acc[si][v]);
+                  }
+                }
+              }
+              for (int si = 0; si < 3 && s0 + si < p.s; ++si) {
+                float* dst = acc_w + (r * p.s + s0 + si) * pack.kp + kb0 * L;
+                for (int v = 0; v < 4; ++v) {
+                  V::store(dst + v * L, V::add(V::load(dst + v * L), acc[si][v]));
+                }
+              }
             }
           }
         }
@@ -228,7 +336,9 @@ void wgrad_depthwise_impl(const ConvProblem& p, const core::Operands& o, bool ac
     for (std::int64_t t = 0; t <= taps; ++t) {
       if (t == taps && !with_db) break;
       float sum = 0.0f;
-      for (std::int64_t part = 0; part < parts; ++part) sum += partials[part * stride + t * pack.kp + k];
+      for (std::int64_t part = 0; part < parts; ++part) {
+        sum += partials[part * stride + t * pack.kp + k];
+      }
       if (t == taps) {
         float* db = static_cast<float*>(o.b.data) + k * o.b.strides[0];
         *db = accumulate ? *db + sum : sum;
@@ -247,7 +357,7 @@ void fprop_depthwise(const ConvProblem& p, const core::Operands& o) {
 }
 template <class V>
 void dgrad_depthwise(const ConvProblem& p, const core::Operands& o) {
-  p.k == p.c ? dgrad_depthwise_impl<V, false>(p, o) : dgrad_depthwise_impl<V, true>(p, o);
+  p.k == p.c ? dgrad_depthwise_phases<V>(p, o) : dgrad_depthwise_impl<V, true>(p, o);
 }
 template <class V>
 void wgrad_depthwise(const ConvProblem& p, const core::Operands& o, bool accumulate) {

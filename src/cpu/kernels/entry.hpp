@@ -6,10 +6,10 @@
 #include "convgrad/problem.hpp"
 #include "core/operands.hpp"
 
-#define CONVGRAD_CPU_ISA_ENTRIES                                                      \
-  void fprop_gemm(const ConvProblem& p, const core::Operands& o, bool accumulate);    \
-  void dgrad_gemm(const ConvProblem& p, const core::Operands& o, bool accumulate);    \
-  void wgrad_gemm(const ConvProblem& p, const core::Operands& o, bool accumulate);    \
+#define CONVGRAD_CPU_ISA_ENTRIES                                                        \
+  void fprop_gemm(const ConvProblem& p, const core::Operands& o, bool accumulate);      \
+  void dgrad_gemm(const ConvProblem& p, const core::Operands& o, bool accumulate);      \
+  void wgrad_gemm(const ConvProblem& p, const core::Operands& o, bool accumulate);      \
   void fprop_depthwise(const ConvProblem& p, const core::Operands& o, bool accumulate); \
   void dgrad_depthwise(const ConvProblem& p, const core::Operands& o, bool accumulate); \
   void wgrad_depthwise(const ConvProblem& p, const core::Operands& o, bool accumulate); \

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The register-blocked micro-kernel every GEMM-shaped kernel here ends in:
-//   C[m][v*L + i] (+)= sum over segments, sum over l < len of A[m*a_ms + l*a_ls] * B[l*b_ls + v*L + i]
+//   C[m][v*L + i] (+)= sum over segments, sum over l < len of A[m*a_ms + l*a_ls] * B[l*b_ls + v*L +
+//   i]
 // for M rows and NV vectors of L lanes. A list of segments (one per filter tap, or one per image
 // row) lets the accumulators stay in registers across a whole reduction that is not contiguous in
 // memory, which is what turns a convolution into an implicit GEMM without an im2col copy.
@@ -106,8 +107,9 @@ UkernelFn ukernel_for(int nv, int m) {
   static constexpr auto t1 = table_of<V, 1>(std::make_integer_sequence<int, max_rows<V>(1)>{});
   static constexpr auto t2 = table_of<V, 2>(std::make_integer_sequence<int, max_rows<V>(2)>{});
   static constexpr auto t4 = table_of<V, 4>(std::make_integer_sequence<int, max_rows<V>(4)>{});
-  return nv == 1 ? t1[static_cast<std::size_t>(m)]
-                 : nv == 2 ? t2[static_cast<std::size_t>(m)] : t4[static_cast<std::size_t>(m)];
+  return nv == 1   ? t1[static_cast<std::size_t>(m)]
+         : nv == 2 ? t2[static_cast<std::size_t>(m)]
+                   : t4[static_cast<std::size_t>(m)];
 }
 
 }  // namespace convgrad::cpu::kern
