@@ -3,14 +3,30 @@
 
 #include <string>
 
+#include "convgrad/device_buffer.hpp"
 #include "convgrad/errors.hpp"
 #include "core/validate.hpp"
 
 namespace convgrad {
 
+// Host bytes on a CPU device; a DeviceBuffer elsewhere, which only kernels and copies touch.
 struct Image::Storage {
   Device device;
   std::vector<std::byte> bytes;
+  DeviceBuffer buffer;
+
+  bool on_host() const noexcept { return device.kind() == DeviceKind::cpu; }
+  std::byte* data() noexcept {
+    return on_host() ? bytes.data() : static_cast<std::byte*>(buffer.data());
+  }
+  std::size_t size() const noexcept { return on_host() ? bytes.size() : buffer.size(); }
+  // read() and write() convert on the host: a device image goes through a host copy of its
+  // whole storage, since a channel or batch window is not contiguous there.
+  std::vector<std::byte> download() const {
+    std::vector<std::byte> copy(buffer.size());
+    buffer.copy_to_host(copy.data(), copy.size());
+    return copy;
+  }
 };
 
 namespace {
@@ -29,12 +45,13 @@ Image::Image(const Device& device, const ImageDescriptor& d) : type_(d.data_type
     count = core::checked_mul(count, value, where, "number_of_images*height*width*channels", {});
   }
   core::checked_mul(count, static_cast<std::int64_t>(size_of(d.data_type)), where, "bytes", {});
-  if (device.kind() != DeviceKind::cpu) {
-    throw Unsupported("Image: device memory for " + device.name() +
-                      " is not implemented yet (issue #4)");
+  const std::size_t bytes = static_cast<std::size_t>(count) * size_of(type_);
+  if (device.kind() == DeviceKind::cpu) {
+    storage_ = std::make_shared<Storage>(Storage{device, std::vector<std::byte>(bytes), {}});
+  } else {
+    storage_ = std::make_shared<Storage>(Storage{device, {}, DeviceBuffer(device, bytes)});
+    storage_->buffer.fill_bytes(0);
   }
-  storage_ = std::make_shared<Storage>(
-      Storage{device, std::vector<std::byte>(static_cast<std::size_t>(count) * size_of(type_))});
   dims_ = {d.number_of_images, d.height, d.width, d.feature_channels};
   strides_ = {d.height * d.width * d.feature_channels, d.width * d.feature_channels,
               d.feature_channels, 1};
@@ -83,10 +100,10 @@ TensorView Image::view() const {
   TensorView v;
   if (!storage_) return v;
   v.type = type_;
-  v.data = storage_->bytes.data() + static_cast<std::size_t>(offset_) * size_of(type_);
+  v.data = storage_->data() + static_cast<std::size_t>(offset_) * size_of(type_);
   v.dims = dims_;
   v.strides = strides_;
-  v.extent = static_cast<std::int64_t>(storage_->bytes.size() / size_of(type_)) - offset_;
+  v.extent = static_cast<std::int64_t>(storage_->size() / size_of(type_)) - offset_;
   v.device = storage_->device.kind();
   return v;
 }
@@ -94,23 +111,36 @@ TensorView Image::view() const {
 void Image::write(std::span<const float> values) {
   const std::int64_t count = dims_[0] * dims_[1] * dims_[2] * dims_[3];
   if (!storage_ || static_cast<std::int64_t>(values.size()) != count) {
-    throw InvalidArgument("Image::write", "values.size()", str(static_cast<std::int64_t>(values.size())),
+    throw InvalidArgument("Image::write", "values.size()",
+                          str(static_cast<std::int64_t>(values.size())),
                           "must equal N*H*W*C = " + str(count));
   }
-  const TensorView v = view();
+  TensorView v = view();
+  std::vector<std::byte> staging;
+  if (!storage_->on_host()) {
+    staging = storage_->download();
+    v.data = staging.data() + static_cast<std::size_t>(offset_) * size_of(type_);
+  }
   std::int64_t i = 0;
   for (std::int64_t n = 0; n < dims_[0]; ++n)
     for (std::int64_t h = 0; h < dims_[1]; ++h)
       for (std::int64_t w = 0; w < dims_[2]; ++w)
         for (std::int64_t c = 0; c < dims_[3]; ++c)
-          store_from_float(v.data, type_, v.offset(n, h, w, c), values[static_cast<std::size_t>(i++)]);
+          store_from_float(v.data, type_, v.offset(n, h, w, c),
+                           values[static_cast<std::size_t>(i++)]);
+  if (!storage_->on_host()) storage_->buffer.copy_from_host(staging.data(), staging.size());
 }
 
 std::vector<float> Image::read() const {
   std::vector<float> values;
   if (!storage_) return values;
   values.reserve(static_cast<std::size_t>(dims_[0] * dims_[1] * dims_[2] * dims_[3]));
-  const TensorView v = view();
+  TensorView v = view();
+  std::vector<std::byte> staging;
+  if (!storage_->on_host()) {
+    staging = storage_->download();
+    v.data = staging.data() + static_cast<std::size_t>(offset_) * size_of(type_);
+  }
   for (std::int64_t n = 0; n < dims_[0]; ++n)
     for (std::int64_t h = 0; h < dims_[1]; ++h)
       for (std::int64_t w = 0; w < dims_[2]; ++w)

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The CUDA backend as the dispatcher sees it. Its kernels arrive with issue #4.
+// The CUDA backend as the dispatcher sees it (kernels: src/cuda/direct.hpp; more with issue #4).
 #pragma once
 
 #include "core/kernel.hpp"

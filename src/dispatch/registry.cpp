@@ -16,7 +16,7 @@ namespace convgrad::dispatch {
 
 std::span<const core::BackendEntry* const> backends() {
   static const std::array<const core::BackendEntry*, 3> all{&cpu::backend(), &ref::backend(),
-                                                             &cuda::backend()};
+                                                            &cuda::backend()};
   return all;
 }
 
@@ -25,13 +25,17 @@ const core::BackendEntry& backend(std::string_view name) {
     if (entry->name != name) continue;
     std::string reason;
     if (!entry->available(&reason)) {
-      throw Unsupported("backend \"" + std::string(name) + "\" is not available: " + reason);
+      std::string message = "backend \"";
+      message.append(name).append("\" is not available: ").append(reason);
+      throw Unsupported(message);
     }
     return *entry;
   }
-  std::string known;
-  for (const core::BackendEntry* entry : backends()) known += " " + std::string(entry->name);
-  throw Unsupported("unknown backend \"" + std::string(name) + "\"; compiled in:" + known);
+  // Appended piece by piece: GCC 12 warns falsely (-Wrestrict) on a chain of operator+.
+  std::string message = "unknown backend \"";
+  message.append(name).append("\"; compiled in:");
+  for (const core::BackendEntry* entry : backends()) message.append(" ").append(entry->name);
+  throw Unsupported(message);
 }
 
 bool glob_match(std::string_view pattern, std::string_view text) noexcept {
