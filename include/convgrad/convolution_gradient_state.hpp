@@ -13,6 +13,8 @@
 namespace convgrad {
 
 class Convolution;
+class ConvolutionTranspose;
+class ConvolutionTransposeGradientState;
 
 /// MPS: `MPSCNNConvolutionWeightsLayout`; only OHWI exists.
 enum class WeightsLayout : std::uint8_t { ohwi = 0 };
@@ -37,20 +39,28 @@ class ConvolutionGradientState {
   std::span<float> gradient_for_biases();
   WeightsLayout gradient_for_weights_layout() const noexcept { return WeightsLayout::ohwi; }
 
-  /// The forward convolution that produced the state.
+  /// The forward convolution that produced the state. Throws InvalidArgument for a state made by
+  /// a `ConvolutionTranspose` (MPS: that child state's `convolution` may be nil).
   const Convolution& convolution() const;
+  /// The descriptor of the layer that produced the state.
   const ConvolutionDescriptor& descriptor() const;
+  /// Whether a `ConvolutionTranspose` produced the state (MPS: an
+  /// `MPSCNNConvolutionTransposeGradientState`); only its gradient accepts such a state.
+  bool from_transpose() const noexcept;
   /// Size of the forward source (MPS `MPSImageSizeEncodingState`): the data gradient's size.
   std::int64_t source_width() const;
   std::int64_t source_height() const;
   /// Size of the forward result: the incoming gradient's size.
   std::int64_t destination_width() const;
   std::int64_t destination_height() const;
-  /// The forward geometry: explicit pads and the MPS centre-tap offset.
+  /// The forward geometry: explicit pads and the MPS centre-tap offset. For a transpose's state,
+  /// the geometry of the convolution whose data gradient the transpose computes.
   const ConvolutionGeometry& geometry() const;
 
  private:
   friend class Convolution;
+  friend class ConvolutionTranspose;
+  friend class ConvolutionTransposeGradientState;
   struct Impl;
   explicit ConvolutionGradientState(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
   std::shared_ptr<Impl> impl_;

@@ -226,6 +226,7 @@ ConvolutionGradientState Convolution::result_state(const Image& source,
   api::require_image(destination, device_, "destination_image", where);
   auto impl = std::make_shared<ConvolutionGradientState::Impl>();
   impl->convolution = std::make_shared<const Convolution>(*this);
+  impl->descriptor = descriptor_;
   impl->geometry = geometry_for(source, destination, where);
   impl->source_height = source.height();
   impl->source_width = source.width();

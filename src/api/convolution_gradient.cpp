@@ -87,6 +87,10 @@ void ConvolutionGradient::check_state(const ConvolutionGradientState& state,
     throw InvalidArgument(where, "gradient_state", "empty",
                           "pass the state that the forward convolution's encode produced");
   }
+  if (state.from_transpose()) {
+    throw InvalidArgument(where, "gradient_state", "from a ConvolutionTranspose",
+                          "a transpose's state goes to ConvolutionTransposeGradient");
+  }
   if (!same_geometry(state.descriptor(), descriptor_)) {
     throw InvalidArgument(where, "gradient_state",
                           "from a " + state.descriptor().to_string() + " convolution",

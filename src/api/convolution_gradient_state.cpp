@@ -26,10 +26,20 @@ std::span<float> ConvolutionGradientState::gradient_for_biases() {
   return require(impl_, "ConvolutionGradientState::gradient_for_biases").bias_gradient;
 }
 const Convolution& ConvolutionGradientState::convolution() const {
-  return *require(impl_, "ConvolutionGradientState::convolution").convolution;
+  const char* where = "ConvolutionGradientState::convolution";
+  const Impl& impl = require(impl_, where);
+  if (impl.convolution == nullptr) {
+    throw InvalidArgument(where, "state", "from a ConvolutionTranspose",
+                          "a transpose's state has no forward convolution (see "
+                          "ConvolutionTransposeGradientState::convolution_transpose())");
+  }
+  return *impl.convolution;
 }
 const ConvolutionDescriptor& ConvolutionGradientState::descriptor() const {
-  return convolution().descriptor();
+  return require(impl_, "ConvolutionGradientState::descriptor").descriptor;
+}
+bool ConvolutionGradientState::from_transpose() const noexcept {
+  return impl_ != nullptr && impl_->transpose != nullptr;
 }
 std::int64_t ConvolutionGradientState::source_width() const {
   return require(impl_, "ConvolutionGradientState::source_width").source_width;

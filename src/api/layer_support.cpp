@@ -154,6 +154,41 @@ void require_image(const Image& image, const Device& device, const char* name, c
   }
 }
 
+ConvolutionDescriptor reversed_descriptor(const ConvolutionDescriptor& t) {
+  ConvolutionDescriptor d(t.kernel_width(), t.kernel_height(), t.output_feature_channels(),
+                          t.input_feature_channels());
+  d.set_stride_in_pixels_x(t.stride_in_pixels_x());
+  d.set_stride_in_pixels_y(t.stride_in_pixels_y());
+  d.set_dilation_rate_x(t.dilation_rate_x());
+  d.set_dilation_rate_y(t.dilation_rate_y());
+  d.set_groups(t.groups());
+  d.set_bias_enabled(false);
+  return d;
+}
+
+void reverse_weights(std::span<const float> from, std::span<float> to,
+                     const ConvolutionDescriptor& t, bool inverse, bool add) {
+  // Transpose W[o][h][w][c] (o in group g, c < I/G) is reversed
+  // Wc[g*I/G + c][R-1-h][S-1-w][o - g*O/G].
+  const std::int64_t out = t.output_feature_channels(), groups = t.groups();
+  const std::int64_t in_g = t.input_feature_channels() / groups, out_g = out / groups;
+  const std::int64_t r = t.kernel_height(), s = t.kernel_width();
+  for (std::int64_t o = 0; o < out; ++o) {
+    const std::int64_t g = o / out_g;
+    for (std::int64_t h = 0; h < r; ++h) {
+      for (std::int64_t w = 0; w < s; ++w) {
+        for (std::int64_t c = 0; c < in_g; ++c) {
+          const auto mine = static_cast<std::size_t>(((o * r + h) * s + w) * in_g + c);
+          const auto theirs = static_cast<std::size_t>(
+              (((g * in_g + c) * r + (r - 1 - h)) * s + (s - 1 - w)) * out_g + (o - g * out_g));
+          const std::size_t src = inverse ? theirs : mine, dst = inverse ? mine : theirs;
+          to[dst] = add ? to[dst] + from[src] : from[src];
+        }
+      }
+    }
+  }
+}
+
 TensorView weight_view(const KernelWeights& weights, const ConvolutionDescriptor& d) {
   return dense_view(const_cast<float*>(weights.weights.data()), DataType::float32,
                     d.output_feature_channels(), d.kernel_height(), d.kernel_width(),

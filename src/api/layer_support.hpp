@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 
 #include "convgrad/command_buffer.hpp"
 #include "convgrad/convolution_data_source.hpp"
@@ -48,6 +49,16 @@ Image channel_window(const Image& image, std::int64_t offset, std::int64_t max_c
 /// Throws InvalidArgument unless `image` is valid and lives on `device`.
 void require_image(const Image& image, const Device& device, const char* name,
                    const char* where);
+
+/// Transposed convolutions run as the data gradient of the convolution they reverse: the
+/// transpose's kernel, stride, dilation and groups, input and output channels swapped, no bias.
+ConvolutionDescriptor reversed_descriptor(const ConvolutionDescriptor& transpose);
+
+/// Moves OHWI weights of `transpose` to the reversed convolution's OHWI layout, rotated by 180
+/// degrees with input and output swapped per group (`inverse`: back again). `add` adds into `to`
+/// instead of overwriting it. Both spans hold `transpose.weight_count()` values.
+void reverse_weights(std::span<const float> from, std::span<float> to,
+                     const ConvolutionDescriptor& transpose, bool inverse, bool add);
 
 TensorView weight_view(const KernelWeights& weights, const ConvolutionDescriptor& descriptor);
 TensorView bias_view_of(const KernelWeights& weights);

@@ -11,8 +11,15 @@
 
 namespace convgrad {
 
+class ConvolutionTranspose;
+
 struct ConvolutionGradientState::Impl {
   std::shared_ptr<const Convolution> convolution;  // snapshot taken at the forward encode
+  // Set instead of `convolution` when a ConvolutionTranspose made the state. `geometry` then
+  // describes the convolution whose data gradient the transpose computes (its source is the
+  // transpose's result), so that the automatic kernel offsets come out as the transpose's.
+  std::shared_ptr<const ConvolutionTranspose> transpose;
+  ConvolutionDescriptor descriptor;  // the producing layer's
   ConvolutionGeometry geometry;
   std::int64_t source_height = 0, source_width = 0;
   std::vector<float> weight_gradient;
