@@ -95,6 +95,10 @@ class Convolution {
   const SharedKernelWeights& kernel_weights() const noexcept { return weights_; }
 
  private:
+  Image encode_returning(CommandBuffer& command_buffer, const Image& source,
+                         ConvolutionGradientState* state);
+  void encode_given(CommandBuffer& command_buffer, const Image& source, const Image& destination,
+                    ConvolutionGradientState* state);
   ConvolutionGeometry geometry_for(const Image& source, const Image& destination,
                                    const char* where) const;
   void encode_into(CommandBuffer& command_buffer, const Image& source, const Image& destination,

@@ -153,39 +153,41 @@ std::function<void()> Convolution::prepare_into(const Image& source, const Image
   };
 }
 
-Image Convolution::encode(CommandBuffer& command_buffer, const Image& source) {
-  ImageDescriptor d = destination_image_descriptor(source);
-  Image destination(device_, d);
-  encode_into(command_buffer, source, destination, geometry_for(source, destination, "Convolution::encode"),
-              nullptr, "Convolution::encode");
+Image Convolution::encode_returning(CommandBuffer& command_buffer, const Image& source,
+                                    ConvolutionGradientState* state) {
+  const char* where = "Convolution::encode";
+  Image destination(device_, destination_image_descriptor(source));
+  encode_into(command_buffer, source, destination, geometry_for(source, destination, where), state,
+              where);
   return destination;
+}
+
+void Convolution::encode_given(CommandBuffer& command_buffer, const Image& source,
+                               const Image& destination, ConvolutionGradientState* state) {
+  const char* where = "Convolution::encode";
+  api::require_image(source, device_, "source_image", where);
+  api::require_image(destination, device_, "destination_image", where);
+  encode_into(command_buffer, source, destination, geometry_for(source, destination, where), state,
+              where);
+}
+
+Image Convolution::encode(CommandBuffer& command_buffer, const Image& source) {
+  return encode_returning(command_buffer, source, nullptr);
 }
 
 Image Convolution::encode(CommandBuffer& command_buffer, const Image& source,
                           ConvolutionGradientState& destination_state) {
-  ImageDescriptor d = destination_image_descriptor(source);
-  Image destination(device_, d);
-  encode_into(command_buffer, source, destination, geometry_for(source, destination, "Convolution::encode"),
-              &destination_state, "Convolution::encode");
-  return destination;
+  return encode_returning(command_buffer, source, &destination_state);
 }
 
 void Convolution::encode(CommandBuffer& command_buffer, const Image& source,
                          const Image& destination) {
-  const char* where = "Convolution::encode";
-  api::require_image(source, device_, "source_image", where);
-  api::require_image(destination, device_, "destination_image", where);
-  encode_into(command_buffer, source, destination, geometry_for(source, destination, where),
-              nullptr, where);
+  encode_given(command_buffer, source, destination, nullptr);
 }
 
 void Convolution::encode(CommandBuffer& command_buffer, const Image& source,
                          const Image& destination, ConvolutionGradientState& destination_state) {
-  const char* where = "Convolution::encode";
-  api::require_image(source, device_, "source_image", where);
-  api::require_image(destination, device_, "destination_image", where);
-  encode_into(command_buffer, source, destination, geometry_for(source, destination, where),
-              &destination_state, where);
+  encode_given(command_buffer, source, destination, &destination_state);
 }
 
 ImageBatch Convolution::encode_batch(CommandBuffer& command_buffer, const ImageBatch& sources,
