@@ -62,11 +62,17 @@ void CommandBuffer::commit() {
   std::shared_future<void> previous = impl_->queue->last;
   auto work = std::move(impl_->work);
   impl_->work.clear();
-  impl_->done = std::async(std::launch::async, [previous, work = std::move(work)]() {
+  impl_->done = std::async(std::launch::async, [previous, work = std::move(work)]() mutable {
                   // A failed earlier buffer does not stop this one (as on Metal); its error
                   // belongs to its own wait().
                   if (previous.valid()) previous.wait();
-                  for (const auto& item : work) item();
+                  // The future's shared state keeps this closure alive as long as any later
+                  // buffer refers to it: drop the link to the previous buffer and the work
+                  // (which holds images) here, or a queue would retain every buffer's memory.
+                  previous = {};
+                  const auto items = std::move(work);
+                  work.clear();
+                  for (const auto& item : items) item();
                 }).share();
   impl_->queue->last = impl_->done;
 }
