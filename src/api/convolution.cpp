@@ -42,10 +42,7 @@ ImageDescriptor Convolution::destination_image_descriptor(const Image& source) {
   const char* where = "Convolution::destination_image_descriptor";
   api::require_image(source, device_, "source_image", where);
   // Checked here as well as at the encode: the result's size is computed from them first.
-  if (offset_.z < 0 || offset_.z >= source.number_of_images()) {
-    throw InvalidArgument(where, "offset.z", str(offset_.z),
-                          "must be in [0, " + str(source.number_of_images()) + ")");
-  }
+  api::require_first_image(offset_.z, source, where);
   if (destination_channel_offset_ < 0) {
     throw InvalidArgument(where, "destination_feature_channel_offset",
                           str(destination_channel_offset_), "must not be negative");

@@ -169,10 +169,7 @@ ConvolutionTranspose::Placement ConvolutionTranspose::policy_placement(const Ima
 ImageDescriptor ConvolutionTranspose::destination_image_descriptor(const Image& source) {
   const char* where = "ConvolutionTranspose::destination_image_descriptor";
   api::require_image(source, device_, "source_image", where);
-  if (offset_.z < 0 || offset_.z >= source.number_of_images()) {
-    throw InvalidArgument(where, "offset.z", str(offset_.z),
-                          "must be in [0, " + str(source.number_of_images()) + ")");
-  }
+  api::require_first_image(offset_.z, source, where);
   const Placement placement = policy_placement(source, where);
   offset_.x = offset_.y = 0;
   kernel_offset_y_ = placement.kernel_offset_y;
@@ -307,10 +304,7 @@ Image ConvolutionTranspose::encode(CommandBuffer& command_buffer, const Image& s
                                         convolution_state.destination_width()) +
                               ")");
   }
-  if (offset_.z < 0 || offset_.z >= source.number_of_images()) {
-    throw InvalidArgument(where, "offset.z", str(offset_.z),
-                          "must be in [0, " + str(source.number_of_images()) + ")");
-  }
+  api::require_first_image(offset_.z, source, where);
   const ConvolutionGeometry& g = convolution_state.geometry();
   const Placement placement =
       placement_for(source, convolution_state.source_height(), convolution_state.source_width(),

@@ -146,6 +146,13 @@ Image channel_window(const Image& image, std::int64_t offset, std::int64_t max_c
   return offset == 0 && count == channels ? image : image.channels(offset, count);
 }
 
+void require_first_image(std::int64_t first, const Image& source, const char* where) {
+  if (first < 0 || first >= source.number_of_images()) {
+    throw InvalidArgument(where, "offset.z", str(first),
+                          "must be in [0, " + str(source.number_of_images()) + ")");
+  }
+}
+
 void require_image(const Image& image, const Device& device, const char* name, const char* where) {
   if (!image.valid()) throw InvalidArgument(where, name, "empty", "an image is required");
   if (!(image.device() == device) && image.device().kind() != device.kind()) {

@@ -46,6 +46,9 @@ ConvProblem layer_problem(const ConvolutionDescriptor& descriptor, std::int64_t 
 Image channel_window(const Image& image, std::int64_t offset, std::int64_t max_count,
                      std::int64_t needed, const char* name, const char* setting, const char* where);
 
+/// Throws InvalidArgument (`offset.z`) unless `first` indexes an image of `source`.
+void require_first_image(std::int64_t first, const Image& source, const char* where);
+
 /// Throws InvalidArgument unless `image` is valid and lives on `device`.
 void require_image(const Image& image, const Device& device, const char* name,
                    const char* where);
