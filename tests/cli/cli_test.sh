@@ -214,6 +214,15 @@ expect_line '^ref +available' "list: ref is available"
 expect_line '^cpu +available' "list: cpu is available"
 expect_line 'cpu\.dgrad\.' "list: cpu kernels are listed"
 
+# --- bench (a smoke run: it is a program, never a timed test) -------------------------------------
+run_cli bench mb2ic8ih10oc16kh3ph1 --reps 2 --warmup 0 --gap-ms 0 --json "$work/bench.json"
+expect_rc 0 "bench on a tiny problem"
+if grep -q '"schema": "convgrad-bench/1"' "$work/bench.json" 2>/dev/null; then
+  pass "bench --json writes the report"
+else
+  fail "bench --json writes the report"
+fi
+
 run_cli --help
 expect_rc 0 "--help"
 run_cli run --help

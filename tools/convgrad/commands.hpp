@@ -19,5 +19,6 @@ struct Command {
 Command add_run_command(CLI::App& parent);
 Command add_check_command(CLI::App& parent);
 Command add_list_command(CLI::App& parent);
+Command add_bench_command(CLI::App& parent);
 
 }  // namespace convgrad::tool

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// convgrad: the command-line face of the library (run, check, list). Exit codes: 0 pass, 1 a
+// convgrad: the command-line face of the library (run, check, list, bench). Exit codes: 0 pass, 1 a
 // result disagrees with the reference, 2 usage error, 3 a valid request that could not be done.
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -35,7 +35,7 @@ int run_main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
 
   const std::vector<Command> commands = {add_run_command(app), add_check_command(app),
-                                         add_list_command(app)};
+                                         add_list_command(app), add_bench_command(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {

@@ -1,0 +1,644 @@
+// SPDX-License-Identifier: Apache-2.0
+// convgrad bench: our kernels against a baseline (oneDNN), layer by layer and direction by
+// direction, timed in one process on the same inputs and thread count. A program, not a test:
+// nothing asserts a time, and the exit code says only whether the results agreed.
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench_machine.hpp"
+#include "commands.hpp"
+#include "convgrad/errors.hpp"
+#include "core/parallel.hpp"
+#include "core/validate.hpp"
+#include "harness.hpp"
+#ifdef CONVGRAD_BENCH_WITH_ONEDNN
+#include "bench_onednn.hpp"
+#endif
+
+namespace convgrad::tool {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+// ours vs baseline: both compute in float32 in different orders, which differ by about 1e-6 of
+// the largest output on these sizes; an indexing mistake misses by whole products.
+constexpr double kWrongAbove = 1e-3;
+
+struct BenchArgs {
+  std::vector<std::string> problems;
+  std::string layers;
+  std::string backend = "cpu";
+  std::string kernel;
+  std::string baseline = "none";
+  std::vector<std::string> directions{"fprop", "dgrad", "wgrad"};
+  int reps = 20;
+  int warmup = 3;
+  double gap_ms = 20;
+  std::string pause = "busy";
+  std::uint64_t seed = 1;
+  std::string json;
+};
+
+struct Timing {
+  std::vector<double> ms;  // in the order measured
+  double median = 0, p10 = 0, p90 = 0;
+};
+
+// Linear interpolation between order statistics (NumPy's default), so p10/p90 of 20 samples are
+// not simply the second smallest and second largest.
+double percentile(const std::vector<double>& sorted, double q) {
+  const double position = q * static_cast<double>(sorted.size() - 1);
+  const std::size_t below = static_cast<std::size_t>(position);
+  const std::size_t above = std::min(below + 1, sorted.size() - 1);
+  const double fraction = position - static_cast<double>(below);
+  return sorted[below] + fraction * (sorted[above] - sorted[below]);
+}
+
+Timing summarize_times(std::vector<double> ms) {
+  Timing t;
+  t.ms = ms;
+  std::sort(ms.begin(), ms.end());
+  t.median = percentile(ms, 0.5);
+  t.p10 = percentile(ms, 0.1);
+  t.p90 = percentile(ms, 0.9);
+  return t;
+}
+
+struct Row {
+  std::string layer;
+  ConvProblem problem;
+  Direction direction = Direction::fprop;
+  double flop = 0;
+  std::string kernel;
+  std::optional<Timing> ours;
+  std::optional<Timing> baseline;
+  std::string baseline_impl, baseline_layout;
+  std::string note;  // why a side did not run
+  double rel_error = std::numeric_limits<double>::quiet_NaN();
+  std::string status;  // ok, WRONG, unchecked, refused, error
+  bool comparable() const { return status == "ok" && ours && baseline; }
+  double ratio() const { return ours->median / baseline->median; }
+};
+
+// splitmix64 in [-1, 1], as `run` draws its inputs: exact in float and reproducible everywhere.
+std::vector<float> random_tensor(std::int64_t count, std::uint64_t& state) {
+  std::vector<float> values(static_cast<std::size_t>(count));
+  for (float& v : values) {
+    std::uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    constexpr std::int64_t kHalf = std::int64_t{1} << 23;
+    v = static_cast<float>(static_cast<std::int64_t>(z >> 40) - kHalf) / static_cast<float>(kHalf);
+  }
+  return values;
+}
+
+// Dense float32 operands in convgrad's layouts, shared by both sides; each side has its own
+// outputs, so that the correctness check compares two independent answers.
+struct Operands {
+  std::vector<float> x, w, b, dy;
+  std::vector<float> y, dx, dw, db;
+
+  Operands(const ConvProblem& p, std::uint64_t seed) {
+    x = random_tensor(x_elements(p), seed);
+    w = random_tensor(w_elements(p), seed);
+    b = random_tensor(p.k, seed);
+    dy = random_tensor(y_elements(p), seed);
+    y.assign(dy.size(), 0.0f);
+    dx.assign(x.size(), 0.0f);
+    dw.assign(w.size(), 0.0f);
+    db.assign(b.size(), 0.0f);
+  }
+
+  // An element our kernel forgets to write keeps NaN and fails the check.
+  void poison() {
+    for (std::vector<float>* out : {&y, &dx, &dw, &db}) {
+      std::fill(out->begin(), out->end(), std::numeric_limits<float>::quiet_NaN());
+    }
+  }
+};
+
+std::function<void()> our_call(const ConvProblem& p, Direction direction, Operands& o,
+                               const RunOptions& run) {
+  const DataType f32 = DataType::float32;
+  const TensorView x = dense_view(o.x.data(), f32, p.n, p.h, p.w, p.c);
+  const TensorView w = dense_view(o.w.data(), f32, p.k, p.r, p.s, p.c_per_group());
+  const TensorView b = p.with_bias ? bias_view(o.b.data(), p.k) : TensorView{};
+  const TensorView dy = dense_view(o.dy.data(), f32, p.n, p.p, p.q, p.k);
+  const TensorView y = dense_view(o.y.data(), f32, p.n, p.p, p.q, p.k);
+  const TensorView dx = dense_view(o.dx.data(), f32, p.n, p.h, p.w, p.c);
+  const TensorView dw = dense_view(o.dw.data(), f32, p.k, p.r, p.s, p.c_per_group());
+  const TensorView db = p.with_bias ? bias_view(o.db.data(), p.k) : TensorView{};
+  switch (direction) {
+    case Direction::fprop:
+      return [=] { fprop(p, x, w, b, y, run); };
+    case Direction::dgrad:
+      return [=] { dgrad(p, dy, w, dx, run); };
+    case Direction::wgrad:
+      break;
+  }
+  return [=] { wgrad(p, x, dy, dw, db, run); };
+}
+
+#ifdef CONVGRAD_BENCH_WITH_ONEDNN
+const std::vector<float>& our_output(const Operands& o, Direction direction) {
+  return direction == Direction::fprop ? o.y : direction == Direction::dgrad ? o.dx : o.dw;
+}
+#endif
+
+// One side of the comparison as the timing loop sees it.
+struct Contender {
+  std::function<void()> call;
+  std::vector<double> ms;
+};
+
+// Occupies every thread of our pool for `ms`. libgomp's idle workers keep spinning for a few
+// milliseconds after each oneDNN primitive and would take a core from the call that follows;
+// a pause lets them give up and sleep first. A busy pause rather than a sleep: on this project's
+// KVM guest a CPU left idle for 10 ms makes the next call up to twice as slow (the host has to
+// reschedule the virtual CPU, and another guest may have used the core), for either side. The
+// loop touches no memory, so the caches keep what the previous calls left there.
+void busy_pause(double ms) {
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::duration<double, std::milli>(ms);
+  core::parallel_for(core::num_threads(), [&](std::int64_t, std::int64_t) {
+    while (std::chrono::steady_clock::now() < deadline) {
+    }
+  });
+}
+
+void pause(const BenchArgs& args) {
+  if (args.gap_ms <= 0) return;
+  if (args.pause == "sleep") {
+    std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(args.gap_ms));
+  } else {
+    busy_pause(args.gap_ms);
+  }
+}
+
+// ABAB...: drift in clock speed or in the machine's other load hits both sides alike. Each timed
+// call starts after the same pause, with the other side's threads asleep.
+void time_interleaved(const std::vector<Contender*>& sides, const BenchArgs& args) {
+  for (int i = 0; i < args.warmup + args.reps; ++i) {
+    for (Contender* side : sides) {
+      pause(args);
+      const auto start = std::chrono::steady_clock::now();
+      side->call();
+      const auto stop = std::chrono::steady_clock::now();
+      if (i >= args.warmup) {
+        side->ms.push_back(std::chrono::duration<double, std::milli>(stop - start).count());
+      }
+    }
+  }
+}
+
+double gflops(double flop, const Timing& t) { return flop / (t.median * 1e6); }
+
+std::string fixed(double value, int digits) {
+  char buffer[48];
+  std::snprintf(buffer, sizeof buffer, "%.*f", digits, value);
+  return buffer;
+}
+
+std::string range(const Timing& t) {
+  std::string text = fixed(t.p10, 3);
+  text.append("-").append(fixed(t.p90, 3));
+  return text;
+}
+
+struct Widths {
+  int layer = 5, kernel = 6;
+};
+
+void print_table_header(const Widths& w, bool with_baseline) {
+  std::printf("\n%-*s  %-5s  %-*s  %9s  %17s  %8s  %5s", w.layer, "layer", "dir", w.kernel,
+              "kernel", "ours ms", "p10-p90", "GFLOP/s", "%peak");
+  if (with_baseline) {
+    std::printf("  %9s  %17s  %8s  %5s  %6s  %8s  %-9s  %s", "oneDNN ms", "p10-p90", "GFLOP/s",
+                "%peak", "ratio", "rel err", "status", "oneDNN impl (weights)");
+  } else {
+    std::printf("  %-9s", "status");
+  }
+  std::printf("\n");
+}
+
+void print_row_start(const Row& row, const Widths& w) {
+  std::printf("%-*s  %-5s  %-*s  ", w.layer, row.layer.c_str(),
+              std::string(to_string(row.direction)).c_str(), w.kernel, row.kernel.c_str());
+  std::fflush(stdout);  // the layer shows while it is being timed
+}
+
+void print_side(const std::optional<Timing>& t, double flop, double peak) {
+  if (!t) {
+    std::printf("%9s  %17s  %8s  %5s", "-", "-", "-", "-");
+    return;
+  }
+  const double g = gflops(flop, *t);
+  std::printf("%9.3f  %17s  %8.1f  %5.1f", t->median, range(*t).c_str(), g, 100 * g / peak);
+}
+
+void print_row_end(const Row& row, bool with_baseline, double peak) {
+  print_side(row.ours, row.flop, peak);
+  if (with_baseline) {
+    std::printf("  ");
+    print_side(row.baseline, row.flop, peak);
+    const std::string ratio = row.ours && row.baseline ? fixed(row.ratio(), 2) : "-";
+    const std::string error =
+        std::isnan(row.rel_error) && row.status != "WRONG" ? "-" : scientific(row.rel_error);
+    std::printf("  %6s  %8s  %-9s", ratio.c_str(), error.c_str(), row.status.c_str());
+    if (!row.baseline_impl.empty()) {
+      std::printf("  %s (%s)", row.baseline_impl.c_str(), row.baseline_layout.c_str());
+    }
+  } else {
+    std::printf("  %-9s", row.status.c_str());
+  }
+  if (!row.note.empty()) std::printf("  %s", row.note.c_str());
+  std::printf("\n");
+  std::fflush(stdout);
+}
+
+Json timing_json(const std::optional<Timing>& t, double flop, double peak) {
+  if (!t) return nullptr;
+  const double g = gflops(flop, *t);
+  return Json{{"median_ms", t->median},
+              {"p10_ms", t->p10},
+              {"p90_ms", t->p90},
+              {"gflops", g},
+              {"percent_of_peak", 100 * g / peak},
+              {"times_ms", t->ms}};
+}
+
+// Reads back how the program was invoked, for the JSON: commands do not see argv.
+std::vector<std::string> command_line() {
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  std::vector<std::string> words;
+  std::string word;
+  while (std::getline(in, word, '\0')) words.push_back(word);
+  return words;
+}
+
+struct Summary {
+  int rows = 0, comparable = 0, at_most_one = 0;
+  double geomean = std::numeric_limits<double>::quiet_NaN();
+  double best = 0, worst = 0;
+};
+
+Summary summarize_direction(const std::vector<Row>& rows, Direction direction) {
+  Summary s;
+  double log_sum = 0;
+  for (const Row& row : rows) {
+    if (row.direction != direction) continue;
+    ++s.rows;
+    if (!row.comparable()) continue;
+    const double ratio = row.ratio();
+    s.best = s.comparable == 0 ? ratio : std::min(s.best, ratio);
+    s.worst = s.comparable == 0 ? ratio : std::max(s.worst, ratio);
+    ++s.comparable;
+    s.at_most_one += ratio <= 1.0;
+    log_sum += std::log(ratio);
+  }
+  if (s.comparable > 0) s.geomean = std::exp(log_sum / s.comparable);
+  return s;
+}
+
+int bench(const BenchArgs& args) {
+  // Everything is parsed and validated before the probe and the first timing.
+  std::vector<core::NamedProblem> items;
+  if (!args.layers.empty()) {
+    items = read_layers(args.layers);
+    if (items.empty()) throw UsageError("--layers " + args.layers + ": the file has no layers");
+    for (const core::NamedProblem& item : items) {
+      core::validate_problem(item.problem, (args.layers + ": " + item.name).c_str());
+    }
+  }
+  for (const std::string& text : args.problems) {
+    items.push_back({text, parse_checked_problem(text)});
+  }
+  if (items.empty()) throw UsageError("give one or more problems, or --layers FILE");
+  std::vector<Direction> directions;
+  for (const Direction d : {Direction::fprop, Direction::dgrad, Direction::wgrad}) {
+    if (std::find(args.directions.begin(), args.directions.end(), to_string(d)) !=
+        args.directions.end()) {
+      directions.push_back(d);
+    }
+  }
+
+  const bool with_baseline = args.baseline == "onednn";
+  const int threads = core::num_threads();
+  std::string baseline_name = "none";
+  std::string baseline_note;
+  int baseline_threads = 0;
+  if (with_baseline) {
+#ifdef CONVGRAD_BENCH_WITH_ONEDNN
+    // Before the first primitive: oneDNN sizes its kernels' work split when they are created.
+    baseline_note = set_onednn_threads(threads);
+    baseline_threads = onednn_threads();
+    baseline_name = "oneDNN " + onednn_version();
+#else
+    throw UsageError(
+        "--baseline onednn: this build has no oneDNN (CMake did not find it: install "
+        "libdnnl-dev and reconfigure, with CONVGRAD_WITH_ONEDNN=AUTO or ON)");
+#endif
+  }
+
+  RunOptions run;
+  run.backend = args.backend;
+  run.kernel = args.kernel;
+  std::vector<Row> rows;
+  Widths widths;
+  for (const core::NamedProblem& item : items) {
+    for (const Direction d : directions) {
+      Row row;
+      row.layer = item.name;
+      row.problem = item.problem;
+      row.direction = d;
+      row.flop = flop_count(item.problem, d);
+      try {
+        row.kernel = kernel_name(item.problem, d, run);
+      } catch (const Unsupported& error) {
+        row.kernel = "(none)";
+        row.status = "error";
+        row.note = error.what();
+      }
+      widths.layer = std::max(widths.layer, static_cast<int>(row.layer.size()));
+      widths.kernel = std::max(widths.kernel, static_cast<int>(row.kernel.size()));
+      rows.push_back(std::move(row));
+    }
+  }
+
+  const MachineInfo machine = machine_info();
+  const std::vector<double> load_start = load_average();
+  const PeakProbe peak = measure_peak(threads);
+  const std::string date = utc_now();
+  std::string isa;
+  for (const std::string& flag : machine.isa) isa.append(isa.empty() ? "" : " ").append(flag);
+  std::string ours_name = args.backend;
+  if (!args.kernel.empty()) ours_name.append(" --kernel ").append(args.kernel);
+  std::printf("bench      backend %s %s %s; %d thread%s%s; f32, NHWC\n", ours_name.c_str(),
+              with_baseline ? "vs" : "alone,",
+              with_baseline ? baseline_name.c_str() : "no baseline", threads,
+              threads == 1 ? "" : "s", with_baseline ? " each" : "");
+  if (with_baseline) {
+    std::printf(
+        "baseline   weights in the layout oneDNN picks (format_tag::any), reordered "
+        "once outside the timing; wgrad with diff_bias; oneDNN threads %d%s%s\n",
+        baseline_threads, baseline_note.empty() ? "" : "; ", baseline_note.c_str());
+  }
+  std::printf("machine    %s, %d logical CPUs; %s\n", machine.cpu.c_str(), machine.logical_cpus,
+              isa.c_str());
+  std::printf("build      %s, commit %s, %s; %s\n", machine.build_type.c_str(),
+              machine.commit.c_str(), machine.compiler.c_str(), date.c_str());
+  if (!load_start.empty()) {
+    std::printf("load       %.2f %.2f %.2f (1, 5, 15 min) before the probe\n", load_start[0],
+                load_start.size() > 1 ? load_start[1] : 0.0,
+                load_start.size() > 2 ? load_start[2] : 0.0);
+  }
+  std::printf(
+      "peak       FMA probe (%s): %.1f GFLOP/s on %d thread%s (%.1f per thread, over "
+      "their CPU time); %.1f GFLOP/s over wall time\n",
+      peak.isa.c_str(), peak.gflops, peak.threads, peak.threads == 1 ? "" : "s",
+      peak.gflops_per_thread, peak.wall_gflops);
+  std::printf(
+      "timing     median and p10/p90 of %d reps after %d warm-up, %s, %.3g ms %s pause "
+      "before each call; our wgrad includes db\n",
+      args.reps, args.warmup, with_baseline ? "interleaved ours/oneDNN" : "ours only", args.gap_ms,
+      args.pause.c_str());
+  if (machine.build_type == "Debug") {
+    std::printf("warning    this is a Debug build: its times say little about the kernels\n");
+  }
+  print_table_header(widths, with_baseline);
+
+  std::size_t next = 0;
+  for (std::size_t item = 0; item < items.size(); ++item) {
+    const ConvProblem& p = items[item].problem;
+    Operands operands(p, args.seed + item);
+    for (std::size_t k = 0; k < directions.size(); ++k, ++next) {
+      Row& row = rows[next];
+      const Direction d = row.direction;
+      print_row_start(row, widths);
+      if (row.status == "error") {
+        print_row_end(row, with_baseline, peak.gflops);
+        continue;
+      }
+      Contender ours{our_call(p, d, operands, run), {}};
+      std::vector<Contender*> sides{&ours};
+#ifdef CONVGRAD_BENCH_WITH_ONEDNN
+      std::unique_ptr<OnednnConvolution> onednn;
+      Contender theirs;
+      if (with_baseline) {
+        try {
+          onednn = std::make_unique<OnednnConvolution>(
+              p, d,
+              OnednnInputs{operands.x.data(), operands.w.data(), operands.b.data(),
+                           operands.dy.data()});
+          row.baseline_impl = onednn->implementation();
+          row.baseline_layout = onednn->weights_layout();
+          theirs.call = [&onednn] { onednn->execute(); };
+          sides.push_back(&theirs);
+        } catch (const OnednnRefused& refused) {
+          row.note = refused.what();
+        }
+      }
+#endif
+      try {
+        // The check runs once before the timing, which also pays for first-touch and packing.
+        operands.poison();
+        ours.call();
+        row.status = with_baseline ? "refused" : "unchecked";
+#ifdef CONVGRAD_BENCH_WITH_ONEDNN
+        if (onednn) {
+          onednn->execute();
+          row.rel_error = max_relative_error(our_output(operands, d), onednn->output());
+          if (d == Direction::wgrad && p.with_bias) {
+            const double db_error = max_relative_error(operands.db, onednn->bias_gradient());
+            if (std::isnan(db_error) || db_error > row.rel_error) row.rel_error = db_error;
+          }
+          row.status = within(row.rel_error, kWrongAbove) ? "ok" : "WRONG";
+        }
+#endif
+        time_interleaved(sides, args);
+        row.ours = summarize_times(ours.ms);
+        if (sides.size() > 1) row.baseline = summarize_times(sides[1]->ms);
+      } catch (const std::exception& error) {
+        // One layer our backend cannot run is a row of the report, not the end of it.
+        row.status = "error";
+        row.note = error.what();
+        row.ours.reset();
+        row.baseline.reset();
+      }
+      print_row_end(row, with_baseline, peak.gflops);
+    }
+  }
+
+  std::map<Direction, Summary> summaries;
+  for (const Direction d : directions) summaries[d] = summarize_direction(rows, d);
+  if (with_baseline) {
+    std::printf(
+        "\nratio = our median time / oneDNN's (lower is better); geometric mean over the "
+        "rows where both ran and agreed:\n");
+    for (const Direction d : directions) {
+      const Summary& s = summaries[d];
+      std::printf("%-5s  geomean %s over %d of %d rows; %d at or below 1.00; best %s, worst %s\n",
+                  std::string(to_string(d)).c_str(),
+                  s.comparable ? fixed(s.geomean, 3).c_str() : "-", s.comparable, s.rows,
+                  s.at_most_one, s.comparable ? fixed(s.best, 2).c_str() : "-",
+                  s.comparable ? fixed(s.worst, 2).c_str() : "-");
+    }
+  }
+  const std::vector<double> load_end = load_average();
+  if (!load_end.empty()) {
+    std::printf("load       %.2f %.2f %.2f (1, 5, 15 min) after the run\n", load_end[0],
+                load_end.size() > 1 ? load_end[1] : 0.0, load_end.size() > 2 ? load_end[2] : 0.0);
+  }
+
+  int wrong = 0, errors = 0;
+  for (const Row& row : rows) {
+    wrong += row.status == "WRONG";
+    errors += row.status == "error";
+  }
+  if (wrong + errors > 0) {
+    std::printf("%d row%s WRONG (rel error above %s against oneDNN), %d could not run\n", wrong,
+                wrong == 1 ? "" : "s", scientific(kWrongAbove, 0).c_str(), errors);
+  }
+
+  if (!args.json.empty()) {
+    Json json;
+    json["schema"] = "convgrad-bench/1";
+    json["date"] = date;
+    json["command"] = command_line();
+    json["machine"] = {{"cpu", machine.cpu},
+                       {"logical_cpus", machine.logical_cpus},
+                       {"isa", machine.isa},
+                       {"load_average_start", load_start},
+                       {"load_average_end", load_end}};
+    json["build"] = {{"commit", machine.commit},
+                     {"build_type", machine.build_type},
+                     {"compiler", machine.compiler}};
+    json["peak"] = {{"isa", peak.isa},
+                    {"threads", peak.threads},
+                    {"gflops", peak.gflops},
+                    {"gflops_per_thread", peak.gflops_per_thread},
+                    {"wall_gflops", peak.wall_gflops}};
+    json["settings"] = {
+        {"backend", args.backend},
+        {"kernel", args.kernel},
+        {"baseline", with_baseline ? Json(baseline_name) : Json(nullptr)},
+        {"threads", threads},
+        {"baseline_threads", with_baseline ? Json(baseline_threads) : Json(nullptr)},
+        {"reps", args.reps},
+        {"warmup", args.warmup},
+        {"gap_ms", args.gap_ms},
+        {"pause", args.pause},
+        {"seed", args.seed},
+        {"dtype", "f32"},
+        {"layout",
+         "NHWC images; ours KRSC weights; oneDNN weights format_tag::any, "
+         "reordered once outside the timing"},
+        {"wrong_above", kWrongAbove}};
+    Json results = Json::array();
+    for (const Row& row : rows) {
+      results.push_back(
+          {{"layer", row.layer},
+           {"problem", to_string(row.problem)},
+           {"direction", std::string(to_string(row.direction))},
+           {"flop", row.flop},
+           {"kernel", row.kernel},
+           {"ours", timing_json(row.ours, row.flop, peak.gflops)},
+           {"baseline", timing_json(row.baseline, row.flop, peak.gflops)},
+           {"baseline_impl", row.baseline_impl},
+           {"baseline_weights", row.baseline_layout},
+           {"ratio", row.ours && row.baseline ? Json(row.ratio()) : Json(nullptr)},
+           {"rel_error", std::isnan(row.rel_error) ? Json(nullptr) : Json(row.rel_error)},
+           {"status", row.status},
+           {"note", row.note}});
+    }
+    json["results"] = results;
+    Json summary = Json::object();
+    for (const auto& [d, s] : summaries) {
+      summary[std::string(to_string(d))] = {
+          {"geomean_ratio", s.comparable ? Json(s.geomean) : Json(nullptr)},
+          {"rows", s.rows},
+          {"compared", s.comparable},
+          {"at_most_1", s.at_most_one}};
+    }
+    json["summary"] = summary;
+    std::ofstream out(args.json, std::ios::binary | std::ios::trunc);
+    out << json.dump(2) << "\n";
+    out.close();
+    if (!out) throw FormatError("--json " + args.json + ": cannot write the file");
+    std::printf("wrote %s\n", args.json.c_str());
+  }
+  return wrong + errors > 0 ? kExitFail : kExitPass;
+}
+
+}  // namespace
+
+Command add_bench_command(CLI::App& parent) {
+  auto args = std::make_shared<BenchArgs>();
+  CLI::App* app = parent.add_subcommand(
+      "bench", "Time our kernels against oneDNN, layer by layer, in one process");
+  app->footer(
+      "For each problem (or row of --layers) and direction: our median time and p10/p90 over\n"
+      "--reps runs after --warmup runs, GFLOP/s (flop_count), % of the peak the bench measures\n"
+      "with its own FMA loop on the same threads, and the kernel. With --baseline onednn, oneDNN\n"
+      "runs the same problem on the same inputs and thread count, interleaved with ours call by\n"
+      "call, after a correctness check (rel error above 1e-3 marks the row WRONG); the ratio is\n"
+      "ours / oneDNN (lower is better), summarised by its geometric mean per direction.\n"
+      "--threads N (before or after `bench`) sets the threads of both sides.\n"
+      "Exit codes: 0 done, 1 a row WRONG or unable to run, 2 usage error, 3 could not run.\n"
+      "Examples:\n"
+      "  convgrad bench --layers layers-cpu.csv --baseline onednn --threads 2 --json out.json\n"
+      "  convgrad bench mb8ic32ih28oc64oh28kh3ph1 --dir dgrad --reps 50");
+  app->add_option("problems", args->problems, "Problems in benchdnn syntax");
+  app->add_option("--layers", args->layers, "Layer CSV file: bench every row")
+      ->check(CLI::ExistingFile);
+  app->add_option("--backend", args->backend, "Backend to time (CPU backends)")
+      ->check(CLI::IsMember({"cpu", "ref"}))
+      ->capture_default_str();
+  app->add_option("--kernel", args->kernel, "Glob over our kernel names, e.g. 'cpu.dgrad.*'");
+  app->add_option("--baseline", args->baseline, "What to compare with: onednn or none")
+      ->check(CLI::IsMember({"onednn", "none"}))
+      ->capture_default_str();
+  app->add_option("--dir", args->directions, "Directions, comma-separated")
+      ->delimiter(',')
+      ->allow_extra_args(false)  // `--dir dgrad PROBLEM`: the problem is not a direction
+      ->check(CLI::IsMember({"fprop", "dgrad", "wgrad"}))
+      ->capture_default_str();
+  app->add_option("--reps", args->reps, "Timed runs per side, direction and layer")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app->add_option("--warmup", args->warmup, "Untimed runs per side before them")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app->add_option("--gap-ms", args->gap_ms,
+                  "Pause before each call, so that the other side's idle threads stop spinning "
+                  "(libgomp spins a few ms after each oneDNN call)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app->add_option("--pause", args->pause,
+                  "busy: our threads spin through the pause (no CPU goes idle); sleep: the "
+                  "program sleeps")
+      ->check(CLI::IsMember({"busy", "sleep"}))
+      ->capture_default_str();
+  app->add_option("--seed", args->seed, "Seed of the inputs (problem i uses seed + i)")
+      ->capture_default_str();
+  app->add_option("--json", args->json, "Write the results, machine and settings as JSON")
+      ->type_name("OUT");
+  return {app, [args] { return bench(*args); }};
+}
+
+}  // namespace convgrad::tool
