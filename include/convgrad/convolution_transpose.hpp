@@ -139,6 +139,9 @@ class ConvolutionTranspose {
   void encode_with(CommandBuffer& command_buffer, const Image& source, const Image& destination,
                    const Placement& placement, ConvolutionTransposeGradientState* state,
                    const char* where);
+  /// The encodes into a given destination, placed by offset() and the kernel offsets.
+  void encode_given(CommandBuffer& command_buffer, const Image& source, const Image& destination,
+                    ConvolutionTransposeGradientState* state);
 
   Device device_;
   std::shared_ptr<ConvolutionDataSource> data_source_;

@@ -324,8 +324,9 @@ Image ConvolutionTranspose::encode(CommandBuffer& command_buffer, const Image& s
   return destination;
 }
 
-void ConvolutionTranspose::encode(CommandBuffer& command_buffer, const Image& source,
-                                  const Image& destination) {
+void ConvolutionTranspose::encode_given(CommandBuffer& command_buffer, const Image& source,
+                                        const Image& destination,
+                                        ConvolutionTransposeGradientState* state) {
   const char* where = "ConvolutionTranspose::encode";
   api::require_image(source, device_, "source_image", where);
   api::require_image(destination, device_, "destination_image", where);
@@ -333,20 +334,18 @@ void ConvolutionTranspose::encode(CommandBuffer& command_buffer, const Image& so
       placement_for(source, destination.height(), destination.width(),
                     offset_.y * descriptor_.stride_in_pixels_y() + kernel_offset_y_,
                     offset_.x * descriptor_.stride_in_pixels_x() + kernel_offset_x_, where);
-  encode_with(command_buffer, source, destination, placement, nullptr, where);
+  encode_with(command_buffer, source, destination, placement, state, where);
+}
+
+void ConvolutionTranspose::encode(CommandBuffer& command_buffer, const Image& source,
+                                  const Image& destination) {
+  encode_given(command_buffer, source, destination, nullptr);
 }
 
 void ConvolutionTranspose::encode(CommandBuffer& command_buffer, const Image& source,
                                   const Image& destination,
                                   ConvolutionTransposeGradientState& destination_state) {
-  const char* where = "ConvolutionTranspose::encode";
-  api::require_image(source, device_, "source_image", where);
-  api::require_image(destination, device_, "destination_image", where);
-  const Placement placement =
-      placement_for(source, destination.height(), destination.width(),
-                    offset_.y * descriptor_.stride_in_pixels_y() + kernel_offset_y_,
-                    offset_.x * descriptor_.stride_in_pixels_x() + kernel_offset_x_, where);
-  encode_with(command_buffer, source, destination, placement, &destination_state, where);
+  encode_given(command_buffer, source, destination, &destination_state);
 }
 
 ConvolutionWeightsAndBiasesState ConvolutionTranspose::export_weights_and_biases(
