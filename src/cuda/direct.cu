@@ -12,6 +12,7 @@
 
 #include "cuda/check.hpp"
 #include "cuda/direct.hpp"
+#include "cuda/stream.hpp"
 
 namespace convgrad::cuda {
 namespace {
@@ -215,29 +216,22 @@ unsigned blocks_for(std::int64_t items, std::int64_t per_block) {
       std::clamp<std::int64_t>((items + per_block - 1) / per_block, 1, kMaxBlocks));
 }
 
-// Launch errors (bad configuration, missing sm_90a image) and execution errors (faults) both
-// become DeviceError here. The synchronization goes once command buffers own streams.
-void finish() {
-  CONVGRAD_CUDA_CHECK(cudaGetLastError());
-  CONVGRAD_CUDA_CHECK(cudaStreamSynchronize(cudaStreamPerThread));
-}
-
 }  // namespace
 
 void fprop_direct(const ConvProblem& problem, const core::Operands& o, bool /*accumulate*/) {
   const bool bias = problem.with_bias && !o.b.empty();
   const std::int64_t total = problem.n * problem.p * problem.q * problem.k;
-  fprop_kernel<<<blocks_for(total, kThreads), kThreads, 0, cudaStreamPerThread>>>(
+  fprop_kernel<<<blocks_for(total, kThreads), kThreads, 0, current_stream()>>>(
       shape_of(problem), device_view(o.x), device_view(o.w), device_view(o.b), bias,
       device_view(o.y), total);
-  finish();
+  finish_launches();
 }
 
 void dgrad_direct(const ConvProblem& problem, const core::Operands& o, bool /*accumulate*/) {
   const std::int64_t total = problem.n * problem.h * problem.w * problem.c;
-  dgrad_kernel<<<blocks_for(total, kThreads), kThreads, 0, cudaStreamPerThread>>>(
+  dgrad_kernel<<<blocks_for(total, kThreads), kThreads, 0, current_stream()>>>(
       shape_of(problem), device_view(o.y), device_view(o.w), device_view(o.x), total);
-  finish();
+  finish_launches();
 }
 
 void wgrad_direct(const ConvProblem& problem, const core::Operands& o, bool accumulate) {
@@ -245,10 +239,10 @@ void wgrad_direct(const ConvProblem& problem, const core::Operands& o, bool accu
   const std::int64_t dw_count = problem.k * problem.r * problem.s * problem.c_per_group();
   const std::int64_t warps = dw_count + (bias ? problem.k : 0);
   wgrad_kernel<<<blocks_for(warps, kWgradWarpsPerBlock), kWgradWarpsPerBlock * kWarp, 0,
-                 cudaStreamPerThread>>>(shape_of(problem), device_view(o.x), device_view(o.y),
+                 current_stream()>>>(shape_of(problem), device_view(o.x), device_view(o.y),
                                         device_view(o.w), device_view(o.b), bias, accumulate,
                                         dw_count);
-  finish();
+  finish_launches();
 }
 
 }  // namespace convgrad::cuda

@@ -7,6 +7,7 @@
 
 #include "convgrad/errors.hpp"
 #include "cuda/check.hpp"
+#include "cuda/stream.hpp"
 
 namespace convgrad::cuda {
 
@@ -64,19 +65,19 @@ void release(void* pointer) noexcept {
 // ordered after the work that produced the data without a device-wide synchronization.
 void copy_to_device(void* device_destination, const void* host_source, std::size_t bytes) {
   CONVGRAD_CUDA_CHECK(cudaMemcpyAsync(device_destination, host_source, bytes,
-                                      cudaMemcpyHostToDevice, cudaStreamPerThread));
-  CONVGRAD_CUDA_CHECK(cudaStreamSynchronize(cudaStreamPerThread));
+                                      cudaMemcpyHostToDevice, current_stream()));
+  CONVGRAD_CUDA_CHECK(cudaStreamSynchronize(current_stream()));
 }
 
 void copy_to_host(void* host_destination, const void* device_source, std::size_t bytes) {
   CONVGRAD_CUDA_CHECK(cudaMemcpyAsync(host_destination, device_source, bytes,
-                                      cudaMemcpyDeviceToHost, cudaStreamPerThread));
-  CONVGRAD_CUDA_CHECK(cudaStreamSynchronize(cudaStreamPerThread));
+                                      cudaMemcpyDeviceToHost, current_stream()));
+  CONVGRAD_CUDA_CHECK(cudaStreamSynchronize(current_stream()));
 }
 
 void fill_bytes(void* device_destination, unsigned char value, std::size_t bytes) {
-  CONVGRAD_CUDA_CHECK(cudaMemsetAsync(device_destination, value, bytes, cudaStreamPerThread));
-  CONVGRAD_CUDA_CHECK(cudaStreamSynchronize(cudaStreamPerThread));
+  CONVGRAD_CUDA_CHECK(cudaMemsetAsync(device_destination, value, bytes, current_stream()));
+  CONVGRAD_CUDA_CHECK(cudaStreamSynchronize(current_stream()));
 }
 
 }  // namespace convgrad::cuda
