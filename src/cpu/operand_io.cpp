@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "core/parallel.hpp"
+#include "cpu/convert.hpp"
 
 namespace convgrad::cpu {
 namespace {
@@ -26,6 +27,12 @@ bool writable_in_place(const TensorView& v) {
   const auto& s = v.strides;
   return in_place_ok(v) && (d[2] <= 1 || s[2] >= d[3]) && (d[1] <= 1 || s[1] >= d[2] * s[2]) &&
          (d[0] <= 1 || s[0] >= d[1] * s[1]) && s[2] > 0 && s[1] > 0 && s[0] > 0;
+}
+
+// Address of element (a, b, c, 0): the start of a row of channels.
+void* row_address(const TensorView& v, std::int64_t a, std::int64_t b, std::int64_t c) {
+  return static_cast<char*>(v.data) +
+         v.offset(a, b, c, 0) * static_cast<std::int64_t>(size_of(v.type));
 }
 
 ImageF32 dense_image(float* data, const TensorView& v) {
@@ -58,8 +65,13 @@ ImageF32 input_f32(const TensorView& v, Scratch slot) {
     for (std::int64_t ab = begin; ab < end; ++ab) {
       const std::int64_t a = ab / d[1], b = ab % d[1];
       float* out = dense + ab * d[2] * d[3];
-      for (std::int64_t c = 0; c < d[2]; ++c)
+      for (std::int64_t c = 0; c < d[2]; ++c) {
+        if (v.strides[3] == 1) {
+          convert_to_f32(row_address(v, a, b, c), v.type, d[3], out + c * d[3]);
+          continue;
+        }
         for (std::int64_t e = 0; e < d[3]; ++e) out[c * d[3] + e] = load_view(v, a, b, c, e);
+      }
     }
   });
   return dense_image(dense, v);
@@ -81,6 +93,10 @@ void finish_output(const OutputF32& out, const TensorView& v, bool accumulate) {
       const std::int64_t a = ab / d[1], b = ab % d[1];
       const float* in = out.image.data + ab * d[2] * d[3];
       for (std::int64_t c = 0; c < d[2]; ++c) {
+        if (v.strides[3] == 1) {
+          convert_from_f32(in + c * d[3], d[3], v.type, row_address(v, a, b, c), accumulate);
+          continue;
+        }
         for (std::int64_t e = 0; e < d[3]; ++e) {
           const std::int64_t i = v.offset(a, b, c, e);
           float value = in[c * d[3] + e];

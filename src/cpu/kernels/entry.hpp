@@ -13,7 +13,11 @@
   void fprop_depthwise(const ConvProblem& p, const core::Operands& o, bool accumulate); \
   void dgrad_depthwise(const ConvProblem& p, const core::Operands& o, bool accumulate); \
   void wgrad_depthwise(const ConvProblem& p, const core::Operands& o, bool accumulate); \
-  void dgrad_col2im(const ConvProblem& p, const core::Operands& o, bool accumulate);
+  void dgrad_col2im(const ConvProblem& p, const core::Operands& o, bool accumulate);      \
+  void convert_to_f32(const void* source, DataType type, std::int64_t count,            \
+                      float* destination) noexcept;                                     \
+  void convert_from_f32(const float* source, std::int64_t count, DataType type,         \
+                        void* destination, bool accumulate) noexcept;
 
 namespace convgrad::cpu {
 namespace avx512 {
