@@ -8,9 +8,11 @@
 //   - fully connected 7x7x32 -> 10 - softmax cross-entropy (mean over the batch)
 //
 // Reads the original IDX files (gzipped or not) of Debian's dataset-fashion-mnist package.
+// Runs on the CPU or, with --device cuda, entirely on a CUDA device: images, states, weights,
+// Adam's moments and every layer stay in device memory, and each step is one command buffer.
 // Run with --help for the options. Exit status: 0 success, 1 failure (bad data, or the
-// --check-loss-drop test failed), 2 unsupported request (e.g. --device cuda before the layers
-// have CUDA kernels).
+// --check-loss-drop test failed), 2 unsupported request (e.g. --device cuda in a build or on a
+// machine without CUDA).
 #include <unistd.h>
 
 #include <algorithm>
@@ -61,8 +63,8 @@ void usage(std::FILE* out) {
       "  --steps N            stop after N steps in all, then evaluate (default: no limit)\n"
       "  --batch N            images per step (default 64)\n"
       "  --lr F               Adam learning rate (default 0.001)\n"
-      "  --save DIR           write each layer's archive into DIR after training\n"
-      "  --resume DIR         start from the archives a --save wrote (Adam restarts)\n"
+      "  --save DIR           write each layer's archive and Adam state into DIR after training\n"
+      "  --resume DIR         start from the archives a --save wrote (Adam continues)\n"
       "  --device cpu|cuda    where to train (default cpu)\n"
       "  --data DIR           the IDX files (default /usr/share/datasets/fashion-mnist)\n"
       "  --check-loss-drop F  exit 1 unless the mean loss of the last 50 steps is below\n"
@@ -169,6 +171,8 @@ Split load_split(const std::string& dir, const std::string& prefix) {
 // --- Layers --------------------------------------------------------------------------------------
 
 // As Apple's sample's ConvDataSource: weights, biases, Adam's moments and the optimizer itself.
+// They live on the training device; load() takes host copies for the kernels to read, since the
+// data source protocol hands out host pointers.
 class AdamDataSource : public ConvolutionDataSource {
  public:
   AdamDataSource(const Device& device, const ConvolutionDescriptor& descriptor,
@@ -183,10 +187,17 @@ class AdamDataSource : public ConvolutionDataSource {
 
   DataType data_type() const override { return DataType::float32; }
   const ConvolutionDescriptor& descriptor() const override { return descriptor_; }
-  const void* weights() override { return state_.weights().data(); }
-  const float* bias_terms() override { return state_.biases().data(); }
-  bool load() override { return true; }
-  void purge() override {}
+  const void* weights() override { return host_weights_.data(); }
+  const float* bias_terms() override { return host_biases_.data(); }
+  bool load() override {
+    host_weights_ = state_.read_weights();
+    host_biases_ = state_.read_biases();
+    return true;
+  }
+  void purge() override {
+    host_weights_ = {};
+    host_biases_ = {};
+  }
   std::string label() const override { return label_; }
 
   std::optional<ConvolutionWeightsAndBiasesState> update(
@@ -196,6 +207,12 @@ class AdamDataSource : public ConvolutionDataSource {
     return state_;
   }
   void set_learning_rate(float rate) { adam_.set_learning_rate(rate); }
+  // Adam's moments and time step, so that a resumed run continues exactly.
+  void save_optimizer(const std::string& path) const {
+    adam_.save_state(path, momentum_, velocity_);
+  }
+  void load_optimizer(const std::string& path) { adam_.load_state(path, momentum_, velocity_); }
+  std::int64_t time_step() const { return adam_.time_step(); }
 
  private:
   ConvolutionDescriptor descriptor_;
@@ -203,6 +220,7 @@ class AdamDataSource : public ConvolutionDataSource {
   OptimizerStateVectors momentum_, velocity_;
   Adam adam_;
   std::string label_;
+  std::vector<float> host_weights_, host_biases_;
 };
 
 // He-uniform weights (ReLU follows every layer but the last), zero biases; or the weights of a
@@ -224,8 +242,8 @@ std::shared_ptr<AdamDataSource> make_source(const Device& device,
     const ConvolutionWeightsAndBiasesState state = saved.export_weights_and_biases(command_buffer);
     command_buffer.commit();
     command_buffer.wait();
-    weights.assign(state.weights().begin(), state.weights().end());
-    biases.assign(state.biases().begin(), state.biases().end());
+    weights = state.read_weights();
+    biases = state.read_biases();
   } else {
     const double fan_in = static_cast<double>(descriptor.weight_count()) /
                           static_cast<double>(descriptor.output_feature_channels());
@@ -233,8 +251,13 @@ std::shared_ptr<AdamDataSource> make_source(const Device& device,
     std::uniform_real_distribution<float> dist(-limit, limit);
     for (float& w : weights) w = dist(rng);
   }
-  return std::make_shared<AdamDataSource>(device, descriptor, weights, biases,
-                                          options.learning_rate, name);
+  auto source = std::make_shared<AdamDataSource>(device, descriptor, weights, biases,
+                                                 options.learning_rate, name);
+  if (!options.resume.empty()) {
+    const fs::path adam = fs::path(options.resume) / (name + ".adam");
+    if (fs::exists(adam)) source->load_optimizer(adam.string());
+  }
+  return source;
 }
 
 struct Network {
@@ -315,6 +338,9 @@ struct Network {
     conv1.save((fs::path(dir) / "conv1.cgarchive").string());
     conv2.save((fs::path(dir) / "conv2.cgarchive").string());
     fc.save((fs::path(dir) / "fc.cgarchive").string());
+    conv1_source->save_optimizer((fs::path(dir) / "conv1.adam").string());
+    conv2_source->save_optimizer((fs::path(dir) / "conv2.adam").string());
+    fc_source->save_optimizer((fs::path(dir) / "fc.adam").string());
   }
 
   std::shared_ptr<AdamDataSource> conv1_source, conv2_source, fc_source;
@@ -388,7 +414,10 @@ int run(const Options& options) {
       "Fashion-MNIST: %lld training, %lld test images from %s; device %s, %d hardware threads\n",
       static_cast<long long>(train.count), static_cast<long long>(test.count), options.data.c_str(),
       device.name().c_str(), static_cast<int>(std::thread::hardware_concurrency()));
-  if (!options.resume.empty()) std::printf("resumed from %s\n", options.resume.c_str());
+  if (!options.resume.empty()) {
+    std::printf("resumed from %s (Adam at step %lld)\n", options.resume.c_str(),
+                static_cast<long long>(net.conv1_source->time_step()));
+  }
 
   const bool tty = isatty(fileno(stdout)) != 0;
   const std::int64_t steps_per_epoch = train.count / options.batch;  // drops the last partial batch
@@ -461,7 +490,8 @@ int run(const Options& options) {
               seconds_since(start));
   if (!options.save.empty()) {
     net.save(options.save);
-    std::printf("saved conv1, conv2 and fc archives to %s\n", options.save.c_str());
+    std::printf("saved conv1, conv2 and fc archives and their Adam states to %s\n",
+                options.save.c_str());
   }
 
   if (options.check_loss_drop > 0.0) {
@@ -488,7 +518,7 @@ int main(int argc, char** argv) {
   try {
     return run(options);
   } catch (const Unsupported& e) {
-    std::fprintf(stderr, "train_fashion_mnist: --device %s is not yet supported: %s\n",
+    std::fprintf(stderr, "train_fashion_mnist: --device %s is not supported here: %s\n",
                  options.device.c_str(), e.what());
     return 2;
   } catch (const std::exception& e) {

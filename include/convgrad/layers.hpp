@@ -3,10 +3,11 @@
 // cross-entropy loss. MPS: `MPSCNNNeuronReLU` / `MPSCNNNeuronGradient`, `MPSCNNPoolingMax` /
 // `MPSCNNPoolingMaxGradient`, `MPSCNNLoss` with `MPSCNNLossTypeSoftMaxCrossEntropy`.
 //
-// The API is device-agnostic and encodes on a CommandBuffer like the convolution kernels, but only
-// the CPU has an implementation so far (plain loops spread over the CPU thread pool): a kernel made
-// for a CUDA device throws Unsupported at construction until the CUDA kernels exist. Images are
-// NHWC float32 (views included). Every encode validates first and throws InvalidArgument naming
+// The API is device-agnostic and encodes on a CommandBuffer like the convolution kernels: on the
+// CPU plain loops spread over the CPU thread pool, on a CUDA device the same loops as kernels
+// (src/cuda/layers.cu) on the command buffer's stream, with the same results (ReLU and pooling
+// bit for bit; the loss up to the last bits of exp and log). Images are NHWC float32 (views
+// included). Every encode validates first and throws InvalidArgument naming
 // the parameter, its value and the rule; nothing is written then.
 #pragma once
 

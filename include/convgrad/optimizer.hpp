@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <limits>
 #include <span>
+#include <string>
 
 #include "convgrad/command_buffer.hpp"
 #include "convgrad/convolution_gradient_state.hpp"
@@ -116,6 +117,12 @@ class StochasticGradientDescent : public Optimizer {
               std::span<const float> values, std::span<float> momentum,
               std::span<float> result) const;
 
+  /// Checkpoints (docs/archive.md, "Optimizer archives"): the momentum vectors and the settings,
+  /// so that training resumes exactly. `load_state` fills `momentum` (any device), which must
+  /// have the archived descriptor; FormatError for a bad or mismatched archive.
+  void save_state(const std::string& path, const OptimizerStateVectors& momentum) const;
+  void load_state(const std::string& path, OptimizerStateVectors& momentum) const;
+
  private:
   float momentum_scale_ = 0.0f;
   bool use_nesterov_ = false;
@@ -142,6 +149,10 @@ class RMSProp : public Optimizer {
   void encode(CommandBuffer& command_buffer, std::span<const float> gradient,
               std::span<const float> values, std::span<float> sum_of_squares,
               std::span<float> result) const;
+
+  /// Checkpoints of the sum-of-squares vectors (see StochasticGradientDescent::save_state).
+  void save_state(const std::string& path, const OptimizerStateVectors& sum_of_squares) const;
+  void load_state(const std::string& path, OptimizerStateVectors& sum_of_squares) const;
 
  private:
   double decay_ = 0.9;
@@ -189,6 +200,16 @@ class Adam : public Optimizer {
   void encode(CommandBuffer& command_buffer, std::span<const float> gradient,
               std::span<const float> values, std::span<float> momentum, std::span<float> velocity,
               std::span<float> maximum_velocity, std::span<float> result);
+
+  /// Checkpoints: the moment vectors (and the maximum velocity with AMSGrad, which
+  /// `maximum_velocity` must then point to) and the time step, which `load_state` restores, so
+  /// that the next update's bias correction continues where the saved run stopped.
+  void save_state(const std::string& path, const OptimizerStateVectors& momentum,
+                  const OptimizerStateVectors& velocity,
+                  const OptimizerStateVectors* maximum_velocity = nullptr) const;
+  void load_state(const std::string& path, OptimizerStateVectors& momentum,
+                  OptimizerStateVectors& velocity,
+                  OptimizerStateVectors* maximum_velocity = nullptr);
 
  private:
   double beta1_ = 0.9, beta2_ = 0.999;

@@ -9,9 +9,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "api/layer_support.hpp"
 #include "convgrad/convolution.hpp"
 #include "convgrad/convolution_gradient.hpp"
 #include "convgrad/errors.hpp"
+#include "convgrad/optimizer.hpp"
 #include "core/safetensors.hpp"
 
 namespace convgrad {
@@ -142,7 +144,9 @@ std::vector<float> read_floats(const core::StFile& file, const char* name,
   return values;
 }
 
-void write_weights(core::StFile& file, const ConvolutionDescriptor& d, const KernelWeights& w) {
+void write_weights(core::StFile& file, const ConvolutionDescriptor& d,
+                   const KernelWeights& kernel) {
+  const KernelWeights w = api::host_copy(kernel);  // a download for a kernel on a CUDA device
   file.tensors.push_back(float_tensor("weights", w.weights,
                                       {d.output_feature_channels(), d.kernel_height(),
                                        d.kernel_width(), d.input_feature_channels() / d.groups()}));
@@ -358,6 +362,160 @@ ConvolutionGradient ConvolutionGradient::deserialize(
 ConvolutionGradient ConvolutionGradient::load(const std::string& path, const Device& device,
                                               std::shared_ptr<ConvolutionDataSource> data_source) {
   return gradient_from_file(core::load_safetensors(path), device, std::move(data_source));
+}
+
+// Optimizer archives --------------------------------------------------------------------------
+
+namespace {
+
+struct NamedState {
+  const char* name;
+  const OptimizerStateVectors* vectors;
+};
+
+// Every vector of one layer's optimizer, its settings and the step counter, in one file: a resume
+// then continues with exactly the values the saved run would have used next.
+void save_optimizer(const std::string& path, const char* kind, const json& settings,
+                    std::span<const NamedState> states) {
+  const ConvolutionDescriptor& d = states.front().vectors->descriptor();
+  core::StFile file = header_file(kind, d, "");
+  file.metadata["options"] = settings.dump();
+  for (const NamedState& state : states) {
+    const std::string weights = std::string(state.name) + ".weights";
+    const std::string biases = std::string(state.name) + ".biases";
+    if (!(state.vectors->descriptor() == d)) {
+      throw InvalidArgument(std::string(kind) + "::save_state", state.name,
+                            state.vectors->descriptor().to_string(),
+                            "every optimizer vector must have the descriptor " + d.to_string());
+    }
+    file.tensors.push_back(float_tensor(weights.c_str(), state.vectors->read_weights(),
+                                        {d.output_feature_channels(), d.kernel_height(),
+                                         d.kernel_width(), d.input_feature_channels() / d.groups()}));
+    if (d.bias_enabled()) {
+      file.tensors.push_back(
+          float_tensor(biases.c_str(), state.vectors->read_biases(), {d.output_feature_channels()}));
+    }
+  }
+  core::save_safetensors(path, file);
+}
+
+// Reads the vectors into `states` (which must have the archived descriptor) and returns the
+// settings.
+json load_optimizer(const std::string& path, const char* kind, std::span<const NamedState> states) {
+  const core::StFile file = core::load_safetensors(path);
+  const ConvolutionDescriptor d = read_header(file, kind);
+  for (const NamedState& state : states) {
+    if (!(state.vectors->descriptor() == d)) {
+      fail("the archived optimizer belongs to a " + d.to_string() + " layer, not to " +
+           state.vectors->descriptor().to_string() + " (" + state.name + ")");
+    }
+  }
+  const json settings = parse_json(metadata(file, "options"), "options");
+  if (!settings.is_object()) fail("metadata \"options\" is not a JSON object");
+  // Everything is read before anything is written, so a bad file changes no vector.
+  std::vector<std::pair<std::vector<float>, std::vector<float>>> values;
+  for (const NamedState& state : states) {
+    const std::string weights = std::string(state.name) + ".weights";
+    const std::string biases = std::string(state.name) + ".biases";
+    values.emplace_back(
+        read_floats(file, weights.c_str(),
+                    {d.output_feature_channels(), d.kernel_height(), d.kernel_width(),
+                     d.input_feature_channels() / d.groups()}),
+        d.bias_enabled() ? read_floats(file, biases.c_str(), {d.output_feature_channels()})
+                         : std::vector<float>());
+  }
+  for (std::size_t i = 0; i < states.size(); ++i) {
+    auto& target = const_cast<OptimizerStateVectors&>(*states[i].vectors);
+    target.write_weights(values[i].first);
+    target.write_biases(values[i].second);
+  }
+  return settings;
+}
+
+json common_settings(const Optimizer& o) {
+  return json{{"learning_rate", o.learning_rate()},
+              {"gradient_rescale", o.gradient_rescale()},
+              {"apply_gradient_clipping", o.apply_gradient_clipping()},
+              {"regularization_type", static_cast<int>(o.regularization_type())},
+              {"regularization_scale", o.regularization_scale()}};
+}
+
+}  // namespace
+
+void StochasticGradientDescent::save_state(const std::string& path,
+                                           const OptimizerStateVectors& momentum) const {
+  json settings = common_settings(*this);
+  settings["momentum_scale"] = momentum_scale_;
+  settings["use_nesterov_momentum"] = use_nesterov_;
+  const NamedState states[] = {{"momentum", &momentum}};
+  save_optimizer(path, "StochasticGradientDescent", settings, states);
+}
+
+void StochasticGradientDescent::load_state(const std::string& path,
+                                           OptimizerStateVectors& momentum) const {
+  const NamedState states[] = {{"momentum", &momentum}};
+  load_optimizer(path, "StochasticGradientDescent", states);
+}
+
+void RMSProp::save_state(const std::string& path,
+                         const OptimizerStateVectors& sum_of_squares) const {
+  json settings = common_settings(*this);
+  settings["decay"] = decay_;
+  settings["epsilon"] = epsilon_;
+  const NamedState states[] = {{"sum_of_squares", &sum_of_squares}};
+  save_optimizer(path, "RMSProp", settings, states);
+}
+
+void RMSProp::load_state(const std::string& path, OptimizerStateVectors& sum_of_squares) const {
+  const NamedState states[] = {{"sum_of_squares", &sum_of_squares}};
+  load_optimizer(path, "RMSProp", states);
+}
+
+void Adam::save_state(const std::string& path, const OptimizerStateVectors& momentum,
+                      const OptimizerStateVectors& velocity,
+                      const OptimizerStateVectors* maximum_velocity) const {
+  if ((maximum_velocity != nullptr) != amsgrad_) {
+    throw InvalidArgument("Adam::save_state", "amsgrad", amsgrad_ ? "true" : "false",
+                          amsgrad_ ? "AMSGrad needs the maximum_velocity vectors"
+                                   : "maximum_velocity vectors are used only with "
+                                     "set_amsgrad(true)");
+  }
+  json settings = common_settings(*this);
+  settings["beta1"] = beta1_;
+  settings["beta2"] = beta2_;
+  settings["epsilon"] = epsilon_;
+  settings["time_step"] = time_step_;
+  settings["amsgrad"] = amsgrad_;
+  std::vector<NamedState> states{{"momentum", &momentum}, {"velocity", &velocity}};
+  if (maximum_velocity != nullptr) states.push_back({"maximum_velocity", maximum_velocity});
+  save_optimizer(path, "Adam", settings, states);
+}
+
+void Adam::load_state(const std::string& path, OptimizerStateVectors& momentum,
+                      OptimizerStateVectors& velocity, OptimizerStateVectors* maximum_velocity) {
+  if ((maximum_velocity != nullptr) != amsgrad_) {
+    throw InvalidArgument("Adam::load_state", "amsgrad", amsgrad_ ? "true" : "false",
+                          amsgrad_ ? "AMSGrad needs the maximum_velocity vectors"
+                                   : "maximum_velocity vectors are used only with "
+                                     "set_amsgrad(true)");
+  }
+  std::vector<NamedState> states{{"momentum", &momentum}, {"velocity", &velocity}};
+  if (maximum_velocity != nullptr) states.push_back({"maximum_velocity", maximum_velocity});
+  // The step counter is checked before any vector is written.
+  const core::StFile file = core::load_safetensors(path);
+  read_header(file, "Adam");
+  const json peek = parse_json(metadata(file, "options"), "options");
+  if (!peek.is_object()) fail("metadata \"options\" is not a JSON object");
+  const std::int64_t step =
+      integer_field(peek, "time_step", 0, std::numeric_limits<std::int64_t>::max(), "options");
+  const auto amsgrad = peek.find("amsgrad");
+  if (amsgrad == peek.end() || !amsgrad->is_boolean() || amsgrad->get<bool>() != amsgrad_) {
+    fail(std::string("the archived Adam ") +
+         (amsgrad_ ? "has no maximum_velocity vectors (saved without AMSGrad)"
+                   : "was saved with AMSGrad; set_amsgrad(true) and pass maximum_velocity"));
+  }
+  load_optimizer(path, "Adam", states);
+  time_step_ = step;
 }
 
 }  // namespace convgrad

@@ -1,19 +1,28 @@
 // SPDX-License-Identifier: Apache-2.0
-// CPU command buffers: commit() hands the encoded work to a task that first waits for the
-// queue's previous buffer, so buffers of one queue run in commit order and encoding never blocks.
+// Command buffers: commit() hands the encoded work to a task that first waits for the queue's
+// previous buffer, so buffers of one queue run in commit order and encoding never blocks. On a
+// CUDA device the task binds the queue's stream while the work runs, so kernels launch without
+// waiting for each other, and synchronizes once at the end: an error of any kernel becomes the
+// buffer's DeviceError at wait(), and the work (holding the images) is released only after it.
 #include "convgrad/command_buffer.hpp"
 
+#include <exception>
 #include <future>
 #include <mutex>
 #include <vector>
 
 #include "convgrad/errors.hpp"
+#include "dispatch/device_work.hpp"
 
 namespace convgrad {
 
 struct CommandQueue::Impl {
-  explicit Impl(const Device& d) : device(d) {}
+  explicit Impl(const Device& d)
+      : device(d), stream(std::make_shared<dispatch::WorkStream>(d.kind(), d.ordinal())) {}
   Device device;
+  // Shared with the running tasks, which drop it when done (the queue's `last` future holds the
+  // latest task, so a task holding the queue itself would keep it alive forever).
+  std::shared_ptr<dispatch::WorkStream> stream;
   std::mutex mutex;
   std::shared_future<void> last;  // completion of the most recently committed buffer
 };
@@ -62,7 +71,8 @@ void CommandBuffer::commit() {
   std::shared_future<void> previous = impl_->queue->last;
   auto work = std::move(impl_->work);
   impl_->work.clear();
-  impl_->done = std::async(std::launch::async, [previous, work = std::move(work)]() mutable {
+  impl_->done = std::async(std::launch::async, [previous, work = std::move(work),
+                                                 stream = impl_->queue->stream]() mutable {
                   // A failed earlier buffer does not stop this one (as on Metal); its error
                   // belongs to its own wait().
                   if (previous.valid()) previous.wait();
@@ -72,7 +82,24 @@ void CommandBuffer::commit() {
                   previous = {};
                   const auto items = std::move(work);
                   work.clear();
-                  for (const auto& item : items) item();
+                  const std::shared_ptr<dispatch::WorkStream> target = std::move(stream);
+                  std::exception_ptr error;
+                  {
+                    const dispatch::WorkStream::Binding binding(*target);
+                    try {
+                      for (const auto& item : items) item();
+                    } catch (...) {
+                      error = std::current_exception();
+                    }
+                    // Also after a failure: launched kernels may still read the images the work
+                    // holds, which `items` releases only after this.
+                    try {
+                      target->synchronize();
+                    } catch (...) {
+                      if (!error) error = std::current_exception();
+                    }
+                  }
+                  if (error) std::rethrow_exception(error);
                 }).share();
   impl_->queue->last = impl_->done;
 }

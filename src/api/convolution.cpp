@@ -22,7 +22,7 @@ std::string str(std::int64_t v) { return std::to_string(v); }
 Convolution::Convolution(const Device& device, std::shared_ptr<ConvolutionDataSource> data_source)
     : device_(device), data_source_(std::move(data_source)) {
   const char* where = "Convolution";
-  weights_ = api::load_kernel_weights(data_source_.get(), where);
+  weights_ = api::on_device(device_, api::load_kernel_weights(data_source_.get(), where));
   descriptor_ = data_source_->descriptor();
   if (descriptor_.kind() == ConvolutionKind::sub_pixel && descriptor_.sub_pixel_scale_factor() > 1) {
     throw Unsupported("Convolution: sub-pixel convolution (scale factor " +
@@ -135,13 +135,13 @@ std::function<void()> Convolution::prepare_into(const Image& source, const Image
                       ? destination
                       : destination.channels(destination_channel_offset_, k);
   const SharedKernelWeights weights = weights_;
-  const bool with_bias = !weights->biases.empty();
+  const TensorView w = api::weight_view(*weights, descriptor_);
+  const TensorView b = api::bias_view_of(*weights);
+  const bool with_bias = !b.empty();
   const ConvProblem problem =
       api::layer_problem(descriptor_, n, source.height(), source.width(), g.output_height,
                          g.output_width, g.pads.top, g.pads.left, x.data_type(), y.data_type(),
                          with_bias, where);
-  const TensorView w = api::weight_view(*weights, descriptor_);
-  const TensorView b = api::bias_view_of(*weights);
   validate(problem, Direction::fprop, x.view(), w, b, y.view(), where);
   RunOptions options;
   options.backend = device_.backend();
@@ -229,30 +229,28 @@ ConvolutionGradientState Convolution::result_state(const Image& source,
   impl->geometry = geometry_for(source, destination, where);
   impl->source_height = source.height();
   impl->source_width = source.width();
-  impl->weight_gradient.assign(static_cast<std::size_t>(descriptor_.weight_count()), 0.0f);
-  if (descriptor_.bias_enabled()) {
-    impl->bias_gradient.assign(static_cast<std::size_t>(descriptor_.output_feature_channels()),
-                               0.0f);
-  }
+  impl->allocate_gradients(device_, descriptor_);
   return ConvolutionGradientState(std::move(impl));
 }
 
 ConvolutionWeightsAndBiasesState Convolution::export_weights_and_biases(
     CommandBuffer& /*command_buffer*/) const {
   // The copy is taken now: the kernel's weights object is immutable once published.
-  return ConvolutionWeightsAndBiasesState(device_, descriptor_, weights_->weights,
-                                          weights_->biases);
+  return api::export_state(device_, descriptor_, *weights_);
 }
 
 void Convolution::reload_weights_and_biases_from_data_source() {
-  weights_ = api::load_kernel_weights(data_source_.get(),
-                                      "Convolution::reload_weights_and_biases_from_data_source", &descriptor_);
+  weights_ = api::on_device(
+      device_, api::load_kernel_weights(data_source_.get(),
+                                        "Convolution::reload_weights_and_biases_from_data_source",
+                                        &descriptor_));
 }
 
 void Convolution::reload_weights_and_biases(CommandBuffer& command_buffer,
                                             const ConvolutionWeightsAndBiasesState& state) {
   const char* where = "Convolution::reload_weights_and_biases";
-  weights_ = api::reload_from_state(command_buffer, state, descriptor_, *weights_, where);
+  weights_ =
+      api::reload_from_state(device_, command_buffer, state, descriptor_, *weights_, where);
 }
 
 }  // namespace convgrad

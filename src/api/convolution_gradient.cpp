@@ -50,7 +50,7 @@ ConvolutionGradient::ConvolutionGradient(const Device& device,
                             "sub-pixel convolutions have no gradient (as in MPS)", d.to_string());
     }
   }
-  weights_ = api::load_kernel_weights(data_source_.get(), where);
+  weights_ = api::on_device(device, api::load_kernel_weights(data_source_.get(), where));
   descriptor_ = data_source_->descriptor();
   set_label(data_source_->label());
 }
@@ -134,11 +134,9 @@ std::function<void()> ConvolutionGradient::prepare_work(const Resolved& r,
   }
   TensorView dw, db;
   if (weights) {
-    auto* impl = const_cast<ConvolutionGradientState&>(state).gradient_for_weights().data();
-    dw = dense_view(impl, DataType::float32, d.output_feature_channels(), d.kernel_height(),
-                    d.kernel_width(), d.input_feature_channels() / d.groups());
-    std::span<float> bias = const_cast<ConvolutionGradientState&>(state).gradient_for_biases();
-    if (!bias.empty()) db = bias_view(bias.data(), static_cast<std::int64_t>(bias.size()));
+    // Views of the state's buffers wherever they live: the device's own memory on a CUDA device.
+    dw = state.gradient_for_weights_view();
+    db = state.gradient_for_biases_view();
     weight_problem = api::layer_problem(d, n, h, w, p, q, weight_pad_top, weight_pad_left,
                                         r.source_image.data_type(), r.source_gradient.data_type(),
                                         !db.empty(), where);
@@ -155,13 +153,16 @@ std::function<void()> ConvolutionGradient::prepare_work(const Resolved& r,
 }
 
 void ConvolutionGradient::reload_weights_and_biases_from_data_source() {
-  weights_ = api::load_kernel_weights(
-      data_source_.get(), "ConvolutionGradient::reload_weights_and_biases_from_data_source", &descriptor_);
+  weights_ = api::on_device(
+      device(), api::load_kernel_weights(
+                    data_source_.get(),
+                    "ConvolutionGradient::reload_weights_and_biases_from_data_source",
+                    &descriptor_));
 }
 
 void ConvolutionGradient::reload_weights_and_biases(
     CommandBuffer& command_buffer, const ConvolutionWeightsAndBiasesState& state) {
-  weights_ = api::reload_from_state(command_buffer, state, descriptor_, *weights_,
+  weights_ = api::reload_from_state(device(), command_buffer, state, descriptor_, *weights_,
                                     "ConvolutionGradient::reload_weights_and_biases");
 }
 

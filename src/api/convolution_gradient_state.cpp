@@ -13,17 +13,54 @@ Impl& require(const std::shared_ptr<Impl>& impl, const char* where) {
 }
 }  // namespace
 
+namespace {
+constexpr const char* kWeightsAlternative =
+    "read_gradient_for_weights() or gradient_for_weights_view()";
+constexpr const char* kBiasesAlternative =
+    "read_gradient_for_biases() or gradient_for_biases_view()";
+}  // namespace
+
 std::span<const float> ConvolutionGradientState::gradient_for_weights() const {
-  return require(impl_, "ConvolutionGradientState::gradient_for_weights").weight_gradient;
+  const char* where = "ConvolutionGradientState::gradient_for_weights";
+  const Impl& impl = require(impl_, where);
+  return impl.weight_gradient.host(impl.device, where, kWeightsAlternative);
 }
 std::span<float> ConvolutionGradientState::gradient_for_weights() {
-  return require(impl_, "ConvolutionGradientState::gradient_for_weights").weight_gradient;
+  const char* where = "ConvolutionGradientState::gradient_for_weights";
+  const Impl& impl = require(impl_, where);
+  return impl.weight_gradient.host(impl.device, where, kWeightsAlternative);
 }
 std::span<const float> ConvolutionGradientState::gradient_for_biases() const {
-  return require(impl_, "ConvolutionGradientState::gradient_for_biases").bias_gradient;
+  const char* where = "ConvolutionGradientState::gradient_for_biases";
+  const Impl& impl = require(impl_, where);
+  return impl.bias_gradient.host(impl.device, where, kBiasesAlternative);
 }
 std::span<float> ConvolutionGradientState::gradient_for_biases() {
-  return require(impl_, "ConvolutionGradientState::gradient_for_biases").bias_gradient;
+  const char* where = "ConvolutionGradientState::gradient_for_biases";
+  const Impl& impl = require(impl_, where);
+  return impl.bias_gradient.host(impl.device, where, kBiasesAlternative);
+}
+const Device& ConvolutionGradientState::device() const {
+  return require(impl_, "ConvolutionGradientState::device").device;
+}
+std::vector<float> ConvolutionGradientState::read_gradient_for_weights() const {
+  return require(impl_, "ConvolutionGradientState::read_gradient_for_weights")
+      .weight_gradient.read();
+}
+std::vector<float> ConvolutionGradientState::read_gradient_for_biases() const {
+  const Impl& impl = require(impl_, "ConvolutionGradientState::read_gradient_for_biases");
+  return impl.bias_gradient.empty() ? std::vector<float>() : impl.bias_gradient.read();
+}
+TensorView ConvolutionGradientState::gradient_for_weights_view() const {
+  const Impl& impl = require(impl_, "ConvolutionGradientState::gradient_for_weights_view");
+  const ConvolutionDescriptor& d = impl.descriptor;
+  return impl.weight_gradient.view(d.output_feature_channels(), d.kernel_height(),
+                                   d.kernel_width(), d.input_feature_channels() / d.groups());
+}
+TensorView ConvolutionGradientState::gradient_for_biases_view() const {
+  const Impl& impl = require(impl_, "ConvolutionGradientState::gradient_for_biases_view");
+  if (impl.bias_gradient.empty()) return {};
+  return impl.bias_gradient.view(static_cast<std::int64_t>(impl.bias_gradient.size()));
 }
 const Convolution& ConvolutionGradientState::convolution() const {
   const char* where = "ConvolutionGradientState::convolution";

@@ -12,6 +12,7 @@
 #include "api/state_impl.hpp"
 #include "convgrad/errors.hpp"
 #include "convgrad/functional.hpp"
+#include "dispatch/device_work.hpp"
 
 namespace convgrad {
 namespace {
@@ -49,8 +50,9 @@ SharedKernelWeights reversed_of(const KernelWeights& weights, const ConvolutionD
 }
 
 // Publishes the reversed weights of `state` when the command buffer reaches this point (the
-// counterpart of api::reload_from_state for the reversed layout).
-SharedKernelWeights reload_reversed(CommandBuffer& command_buffer,
+// counterpart of api::reload_from_state for the reversed layout); on a CUDA device the reversal
+// runs there, from the state's device memory when it lives on one.
+SharedKernelWeights reload_reversed(const Device& device, CommandBuffer& command_buffer,
                                     const ConvolutionWeightsAndBiasesState& state,
                                     const ConvolutionDescriptor& t, const KernelWeights& current,
                                     const char* where) {
@@ -58,9 +60,28 @@ SharedKernelWeights reload_reversed(CommandBuffer& command_buffer,
     throw InvalidArgument(where, "state.descriptor", state.descriptor().to_string(),
                           "must equal the kernel's descriptor " + t.to_string());
   }
-  auto fresh = std::make_shared<KernelWeights>(current);
+  if (current.on_device()) {
+    std::shared_ptr<KernelWeights> fresh = api::device_copy(device, current);
+    command_buffer.enqueue([fresh, state, t] {
+      auto* to = static_cast<float*>(fresh->device_weights.data());
+      if (state.device().kind() == DeviceKind::cuda) {
+        api::reverse_weights_on_device(static_cast<const float*>(state.weights_view().data), to,
+                                       t, false, false);
+      } else {
+        std::vector<float> reversed(state.weight_count());
+        api::reverse_weights(state.weights(), reversed, t, false, false);
+        fresh->device_weights.copy_from_host(reversed.data(), reversed.size() * sizeof(float));
+      }
+    });
+    return fresh;
+  }
+  auto fresh = std::make_shared<KernelWeights>();
+  fresh->weights = current.weights;
   command_buffer.enqueue([fresh, state, t] {
-    api::reverse_weights(state.weights(), fresh->weights, t, false, false);
+    api::reverse_weights(state.device().kind() == DeviceKind::cpu
+                             ? std::vector<float>(state.weights().begin(), state.weights().end())
+                             : state.read_weights(),
+                         fresh->weights, t, false, false);
   });
   return fresh;
 }
@@ -93,9 +114,11 @@ struct ConvolutionTranspose::Placement {
 ConvolutionTranspose::ConvolutionTranspose(const Device& device,
                                            std::shared_ptr<ConvolutionDataSource> data_source)
     : device_(device), data_source_(checked(std::move(data_source), "ConvolutionTranspose")) {
-  weights_ = api::load_kernel_weights(data_source_.get(), "ConvolutionTranspose");
+  const SharedKernelWeights host =
+      api::load_kernel_weights(data_source_.get(), "ConvolutionTranspose");
   descriptor_ = data_source_->descriptor();
-  reversed_ = reversed_of(*weights_, descriptor_);
+  reversed_ = api::on_device(device_, reversed_of(*host, descriptor_));
+  weights_ = api::on_device(device_, host);
   label_ = data_source_->label();
 }
 
@@ -236,17 +259,21 @@ void ConvolutionTranspose::encode_with(CommandBuffer& command_buffer, const Imag
     impl->geometry.offset_x = (descriptor_.dilated_kernel_width() >> 1) - problem.pad_left;
     impl->source_height = x.height();
     impl->source_width = x.width();
-    impl->weight_gradient.assign(static_cast<std::size_t>(descriptor_.weight_count()), 0.0f);
-    if (descriptor_.bias_enabled()) {
-      impl->bias_gradient.assign(static_cast<std::size_t>(descriptor_.output_feature_channels()),
-                                 0.0f);
-    }
+    impl->allocate_gradients(device_, descriptor_);
     fresh = ConvolutionTransposeGradientState(ConvolutionGradientState(std::move(impl)));
   }
   RunOptions options;
   options.backend = device_.backend();
   command_buffer.enqueue([problem, reversed, x, y = destination, w, weights, options] {
     dgrad(problem, x.view(), api::weight_view(*w, reversed), y.view(), options);
+    if (weights->on_device()) {
+      // dgrad has no bias term; the transpose adds its own per output channel.
+      if (!weights->device_biases.empty()) {
+        dispatch::add_channel_bias(y.view(),
+                                   static_cast<const float*>(weights->device_biases.data()));
+      }
+      return;
+    }
     if (weights->biases.empty()) return;
     // dgrad has no bias term; the transpose adds its own per output channel.
     std::vector<float> values = y.read();
@@ -350,24 +377,23 @@ void ConvolutionTranspose::encode(CommandBuffer& command_buffer, const Image& so
 
 ConvolutionWeightsAndBiasesState ConvolutionTranspose::export_weights_and_biases(
     CommandBuffer& /*command_buffer*/) const {
-  return ConvolutionWeightsAndBiasesState(device_, descriptor_, weights_->weights,
-                                          weights_->biases);
+  return api::export_state(device_, descriptor_, *weights_);
 }
 
 void ConvolutionTranspose::reload_weights_and_biases_from_data_source() {
   const SharedKernelWeights fresh = api::load_kernel_weights(
       data_source_.get(), "ConvolutionTranspose::reload_weights_and_biases_from_data_source",
       &descriptor_);
-  reversed_ = reversed_of(*fresh, descriptor_);
-  weights_ = fresh;
+  reversed_ = api::on_device(device_, reversed_of(*fresh, descriptor_));
+  weights_ = api::on_device(device_, fresh);
 }
 
 void ConvolutionTranspose::reload_weights_and_biases(
     CommandBuffer& command_buffer, const ConvolutionWeightsAndBiasesState& state) {
   const char* where = "ConvolutionTranspose::reload_weights_and_biases";
   SharedKernelWeights weights =
-      api::reload_from_state(command_buffer, state, descriptor_, *weights_, where);
-  reversed_ = reload_reversed(command_buffer, state, descriptor_, *reversed_, where);
+      api::reload_from_state(device_, command_buffer, state, descriptor_, *weights_, where);
+  reversed_ = reload_reversed(device_, command_buffer, state, descriptor_, *reversed_, where);
   weights_ = std::move(weights);
 }
 
@@ -380,7 +406,7 @@ ConvolutionTransposeGradient::ConvolutionTransposeGradient(
   const SharedKernelWeights loaded =
       api::load_kernel_weights(data_source_.get(), "ConvolutionTransposeGradient");
   descriptor_ = data_source_->descriptor();
-  reversed_ = reversed_of(*loaded, descriptor_);
+  reversed_ = api::on_device(device, reversed_of(*loaded, descriptor_));
   set_label(data_source_->label());
 }
 
@@ -439,29 +465,46 @@ std::function<void()> ConvolutionTransposeGradient::prepare_work(
     validate(data_problem, Direction::fprop, r.source_gradient.view(),
              api::weight_view(*w, reversed), {}, r.destination.view(), where);
   }
-  std::span<float> dw, db;
+  TensorView dw, db;
   if (weights) {
-    auto& writable = const_cast<ConvolutionGradientState&>(state);
-    dw = writable.gradient_for_weights();
-    db = writable.gradient_for_biases();
+    dw = state.gradient_for_weights_view();
+    db = state.gradient_for_biases_view();
     weight_problem = problem(r.source_gradient.data_type(), r.source_image.data_type());
     validate(weight_problem, Direction::wgrad, r.source_gradient.view(),
              api::weight_view(*w, reversed), {}, r.source_image.view(), where);
   }
   RunOptions options;
   options.backend = device().backend();
+  const Device on = device();
   return [=, dy = r.source_gradient, x = r.source_image, dx = r.destination, state = state] {
     if (data)
       fprop(data_problem, dy.view(), api::weight_view(*w, reversed), {}, dx.view(), options);
     if (!weights) return;
+    const auto count = static_cast<std::size_t>(d.weight_count());
+    if (w->on_device()) {
+      // The reversed dL/dW in scratch device memory, turned and added into the state there.
+      const DeviceBuffer scratch(on, count * sizeof(float));
+      const TensorView scratch_view =
+          dense_view(scratch.data(), DataType::float32, reversed.output_feature_channels(),
+                     reversed.kernel_height(), reversed.kernel_width(),
+                     reversed.input_feature_channels() / reversed.groups(), DeviceKind::cuda);
+      wgrad(weight_problem, dy.view(), x.view(), scratch_view, {}, options);
+      api::reverse_weights_on_device(static_cast<const float*>(scratch.data()),
+                                     static_cast<float*>(dw.data), d, true, true);
+      if (!db.empty()) dispatch::accumulate_channel_sums(dy.view(), static_cast<float*>(db.data));
+      return;
+    }
     KernelWeights scratch;
-    scratch.weights.resize(dw.size());
+    scratch.weights.resize(count);
     wgrad(weight_problem, dy.view(), x.view(), api::weight_view(scratch, reversed), {}, options);
-    api::reverse_weights(scratch.weights, dw, d, true, true);
+    api::reverse_weights(scratch.weights, std::span<float>(static_cast<float*>(dw.data), count), d,
+                         true, true);
     if (db.empty()) return;
     // The bias gradient sums dL/dY per output channel (no convolution involved).
+    float* bias = static_cast<float*>(db.data);
+    const auto channels = static_cast<std::size_t>(db.dims[0]);
     const std::vector<float> values = dy.read();
-    for (std::size_t i = 0; i < values.size(); ++i) db[i % db.size()] += values[i];
+    for (std::size_t i = 0; i < values.size(); ++i) bias[i % channels] += values[i];
   };
 }
 
@@ -469,12 +512,12 @@ void ConvolutionTransposeGradient::reload_weights_and_biases_from_data_source() 
   const SharedKernelWeights loaded = api::load_kernel_weights(
       data_source_.get(),
       "ConvolutionTransposeGradient::reload_weights_and_biases_from_data_source", &descriptor_);
-  reversed_ = reversed_of(*loaded, descriptor_);
+  reversed_ = api::on_device(device(), reversed_of(*loaded, descriptor_));
 }
 
 void ConvolutionTransposeGradient::reload_weights_and_biases(
     CommandBuffer& command_buffer, const ConvolutionWeightsAndBiasesState& state) {
-  reversed_ = reload_reversed(command_buffer, state, descriptor_, *reversed_,
+  reversed_ = reload_reversed(device(), command_buffer, state, descriptor_, *reversed_,
                               "ConvolutionTransposeGradient::reload_weights_and_biases");
 }
 

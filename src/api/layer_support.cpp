@@ -5,6 +5,7 @@
 #include <string>
 
 #include "convgrad/errors.hpp"
+#include "dispatch/device_work.hpp"
 
 namespace convgrad::api {
 namespace {
@@ -62,7 +63,77 @@ SharedKernelWeights load_kernel_weights(ConvolutionDataSource* source, const cha
   return result;
 }
 
-SharedKernelWeights reload_from_state(CommandBuffer& command_buffer,
+SharedKernelWeights on_device(const Device& device, SharedKernelWeights host) {
+  if (device.kind() == DeviceKind::cpu) return host;
+  auto placed = std::make_shared<KernelWeights>();
+  placed->device_weights = DeviceBuffer(device, host->weights.size() * sizeof(float));
+  placed->device_weights.copy_from_host(host->weights.data(), host->weights.size() * sizeof(float));
+  if (!host->biases.empty()) {
+    placed->device_biases = DeviceBuffer(device, host->biases.size() * sizeof(float));
+    placed->device_biases.copy_from_host(host->biases.data(), host->biases.size() * sizeof(float));
+  }
+  return placed;
+}
+
+ConvolutionWeightsAndBiasesState export_state(const Device& device,
+                                              const ConvolutionDescriptor& descriptor,
+                                              const KernelWeights& weights) {
+  if (!weights.on_device()) {
+    return ConvolutionWeightsAndBiasesState(device, descriptor, weights.weights, weights.biases);
+  }
+  ConvolutionWeightsAndBiasesState state(device, descriptor);
+  dispatch::copy_within(DeviceKind::cuda, state.weights_view().data, weights.device_weights.data(),
+                        weights.device_weights.size());
+  if (!weights.device_biases.empty()) {
+    dispatch::copy_within(DeviceKind::cuda, state.biases_view().data,
+                          weights.device_biases.data(), weights.device_biases.size());
+  }
+  return state;
+}
+
+KernelWeights host_copy(const KernelWeights& weights) {
+  KernelWeights copy;
+  if (!weights.on_device()) {
+    copy.weights = weights.weights;
+    copy.biases = weights.biases;
+    return copy;
+  }
+  copy.weights.resize(weights.device_weights.size() / sizeof(float));
+  weights.device_weights.copy_to_host(copy.weights.data(), weights.device_weights.size());
+  copy.biases.resize(weights.device_biases.size() / sizeof(float));
+  weights.device_biases.copy_to_host(copy.biases.data(), weights.device_biases.size());
+  return copy;
+}
+
+std::shared_ptr<KernelWeights> device_copy(const Device& device, const KernelWeights& current) {
+  auto fresh = std::make_shared<KernelWeights>();
+  for (auto [from, to] : {std::pair{&current.device_weights, &fresh->device_weights},
+                          std::pair{&current.device_biases, &fresh->device_biases}}) {
+    if (from->empty()) continue;
+    *to = DeviceBuffer(device, from->size());
+    dispatch::copy_within(DeviceKind::cuda, to->data(), from->data(), from->size());
+  }
+  return fresh;
+}
+
+namespace {
+
+// Copies `values` of a state (wherever they live) into `to`, a buffer on a CUDA device.
+using Reader = std::vector<float> (ConvolutionWeightsAndBiasesState::*)() const;
+void state_to_device(const TensorView& values, Reader read,
+                     const ConvolutionWeightsAndBiasesState& state, DeviceBuffer& to) {
+  if (to.empty()) return;
+  if (values.device == DeviceKind::cuda) {
+    dispatch::copy_within(DeviceKind::cuda, to.data(), values.data, to.size());
+  } else {
+    const std::vector<float> host = (state.*read)();
+    to.copy_from_host(host.data(), to.size());
+  }
+}
+
+}  // namespace
+
+SharedKernelWeights reload_from_state(const Device& device, CommandBuffer& command_buffer,
                                       const ConvolutionWeightsAndBiasesState& state,
                                       const ConvolutionDescriptor& descriptor,
                                       const KernelWeights& current, const char* where) {
@@ -70,13 +141,31 @@ SharedKernelWeights reload_from_state(CommandBuffer& command_buffer,
     throw InvalidArgument(where, "state.descriptor", state.descriptor().to_string(),
                           "must equal the kernel's descriptor " + descriptor.to_string());
   }
+  if (current.on_device()) {
+    // Starts as the current values: until the reload runs, it must not hand out zeros.
+    std::shared_ptr<KernelWeights> fresh = device_copy(device, current);
+    command_buffer.enqueue([fresh, state] {
+      state_to_device(state.weights_view(), &ConvolutionWeightsAndBiasesState::read_weights, state,
+                      fresh->device_weights);
+      state_to_device(state.biases_view(), &ConvolutionWeightsAndBiasesState::read_biases, state,
+                      fresh->device_biases);
+    });
+    return fresh;
+  }
   // Starts as the current values: until the reload runs, it must not hand out zeros.
-  auto fresh = std::make_shared<KernelWeights>(current);
-  fresh->weights.resize(state.weights().size());
-  fresh->biases.resize(state.biases().size());
+  auto fresh = std::make_shared<KernelWeights>();
+  fresh->weights = current.weights;
+  fresh->biases = current.biases;
+  fresh->weights.resize(state.weight_count());
+  fresh->biases.resize(state.bias_count());
   command_buffer.enqueue([fresh, state] {
-    std::copy(state.weights().begin(), state.weights().end(), fresh->weights.begin());
-    std::copy(state.biases().begin(), state.biases().end(), fresh->biases.begin());
+    if (state.device().kind() == DeviceKind::cpu) {
+      std::copy(state.weights().begin(), state.weights().end(), fresh->weights.begin());
+      std::copy(state.biases().begin(), state.biases().end(), fresh->biases.begin());
+    } else {
+      fresh->weights = state.read_weights();
+      fresh->biases = state.read_biases();
+    }
   });
   return fresh;
 }
@@ -196,13 +285,35 @@ void reverse_weights(std::span<const float> from, std::span<float> to,
   }
 }
 
+void reverse_weights_on_device(const float* from, float* to, const ConvolutionDescriptor& t,
+                               bool inverse, bool add) {
+  const std::int64_t groups = t.groups();
+  dispatch::reverse_weights(from, to,
+                            {t.output_feature_channels(), groups,
+                             t.input_feature_channels() / groups,
+                             t.output_feature_channels() / groups, t.kernel_height(),
+                             t.kernel_width()},
+                            inverse, add);
+}
+
 TensorView weight_view(const KernelWeights& weights, const ConvolutionDescriptor& d) {
+  if (weights.on_device()) {
+    return dense_view(weights.device_weights.data(), DataType::float32,
+                      d.output_feature_channels(), d.kernel_height(), d.kernel_width(),
+                      d.input_feature_channels() / d.groups(), DeviceKind::cuda);
+  }
   return dense_view(const_cast<float*>(weights.weights.data()), DataType::float32,
                     d.output_feature_channels(), d.kernel_height(), d.kernel_width(),
                     d.input_feature_channels() / d.groups());
 }
 
 TensorView bias_view_of(const KernelWeights& weights) {
+  if (weights.on_device()) {
+    if (weights.device_biases.empty()) return {};
+    return bias_view(static_cast<float*>(weights.device_biases.data()),
+                     static_cast<std::int64_t>(weights.device_biases.size() / sizeof(float)),
+                     DeviceKind::cuda);
+  }
   if (weights.biases.empty()) return {};
   return bias_view(const_cast<float*>(weights.biases.data()),
                    static_cast<std::int64_t>(weights.biases.size()));

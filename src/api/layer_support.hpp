@@ -22,12 +22,28 @@ namespace convgrad::api {
 SharedKernelWeights load_kernel_weights(ConvolutionDataSource* data_source, const char* where,
                                         const ConvolutionDescriptor* expected = nullptr);
 
-/// The weights object a kernel publishes when reloading from `state` on `command_buffer`: a copy
-/// of `current` now, overwritten with the state's values when the command buffer reaches this
+/// `host` as a kernel on `device` holds it: unchanged on the CPU; on a CUDA device uploaded into
+/// device buffers once (the vectors left empty). Throws DeviceError when memory runs out.
+SharedKernelWeights on_device(const Device& device, SharedKernelWeights host);
+
+/// A new weights state on `device` holding `weights` (MPS `exportWeightsAndBiases`), copied now;
+/// device to device on a CUDA device.
+ConvolutionWeightsAndBiasesState export_state(const Device& device,
+                                              const ConvolutionDescriptor& descriptor,
+                                              const KernelWeights& weights);
+
+/// A new object with device copies of `current`'s buffers (a kernel on a CUDA device), taken now.
+std::shared_ptr<KernelWeights> device_copy(const Device& device, const KernelWeights& current);
+
+/// Host copies of the values wherever they live (a download for a kernel on a CUDA device).
+KernelWeights host_copy(const KernelWeights& weights);
+
+/// The weights object a kernel on `device` publishes when reloading from `state` on
+/// `command_buffer`: a copy of `current` now, overwritten with the state's values when the command buffer reaches this
 /// point. Work encoded before keeps the old object, work encoded after captures this one; work
 /// that runs before the reload (a buffer committed earlier) sees the old values, as on Metal.
 /// The state's descriptor must match.
-SharedKernelWeights reload_from_state(CommandBuffer& command_buffer,
+SharedKernelWeights reload_from_state(const Device& device, CommandBuffer& command_buffer,
                                       const ConvolutionWeightsAndBiasesState& state,
                                       const ConvolutionDescriptor& descriptor,
                                       const KernelWeights& current, const char* where);
@@ -63,6 +79,11 @@ ConvolutionDescriptor reversed_descriptor(const ConvolutionDescriptor& transpose
 void reverse_weights(std::span<const float> from, std::span<float> to,
                      const ConvolutionDescriptor& transpose, bool inverse, bool add);
 
+/// The reversal on a CUDA device: `from` and `to` are device memory (api::reverse_weights).
+void reverse_weights_on_device(const float* from, float* to,
+                               const ConvolutionDescriptor& transpose, bool inverse, bool add);
+
+/// Where the kernels read the weights: host vectors or device buffers.
 TensorView weight_view(const KernelWeights& weights, const ConvolutionDescriptor& descriptor);
 TensorView bias_view_of(const KernelWeights& weights);
 

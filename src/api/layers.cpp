@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// CPU loops for ReLU, 2x2 max pooling and softmax cross-entropy (include/convgrad/layers.hpp).
+// ReLU, 2x2 max pooling and softmax cross-entropy (include/convgrad/layers.hpp): CPU loops here,
+// the same loops on a CUDA device through dispatch (src/cuda/layers.cu).
 #include "convgrad/layers.hpp"
 
 #include <algorithm>
@@ -8,7 +9,9 @@
 
 #include "api/layer_support.hpp"
 #include "convgrad/errors.hpp"
+#include "convgrad/device_buffer.hpp"
 #include "core/parallel.hpp"
+#include "dispatch/device_work.hpp"
 
 namespace convgrad {
 namespace {
@@ -20,13 +23,7 @@ std::string shape(const Image& image) {
          "x" + str(image.feature_channels());
 }
 
-Device cpu_only(const Device& device, const char* where) {
-  if (device.kind() != DeviceKind::cpu) {
-    throw Unsupported(std::string(where) + ": not yet implemented on " + device.name() +
-                      " (CPU only for now)");
-  }
-  return device;
-}
+bool on_device(const Device& device) { return device.kind() != DeviceKind::cpu; }
 
 void require(const Image& image, const Device& device, const char* name, const char* where) {
   api::require_image(image, device, name, where);
@@ -77,7 +74,7 @@ void for_each_row(std::int64_t n, std::int64_t h, const Body& body) {
 
 // ReLU -------------------------------------------------------------------------------------------
 
-Relu::Relu(const Device& device) : device_(cpu_only(device, "Relu")) {}
+Relu::Relu(const Device& device) : device_(device) {}
 
 Image Relu::encode(CommandBuffer& command_buffer, const Image& source) const {
   require(source, device_, "source_image", "Relu::encode");
@@ -92,6 +89,11 @@ void Relu::encode(CommandBuffer& command_buffer, const Image& source,
   require(source, device_, "source_image", where);
   require(destination, device_, "destination_image", where);
   require_same_shape(destination, source, "destination_image", "source_image", where);
+  if (on_device(device_)) {
+    command_buffer.enqueue(
+        [source, destination] { dispatch::relu_forward(source.view(), destination.view()); });
+    return;
+  }
   command_buffer.enqueue([source, destination] {
     const TensorView x = source.view(), y = destination.view();
     const std::int64_t w = x.dims[2], c = x.dims[3];
@@ -105,7 +107,7 @@ void Relu::encode(CommandBuffer& command_buffer, const Image& source,
   });
 }
 
-ReluGradient::ReluGradient(const Device& device) : device_(cpu_only(device, "ReluGradient")) {}
+ReluGradient::ReluGradient(const Device& device) : device_(device) {}
 
 Image ReluGradient::encode(CommandBuffer& command_buffer, const Image& source_gradient,
                            const Image& source) const {
@@ -123,6 +125,12 @@ void ReluGradient::encode(CommandBuffer& command_buffer, const Image& source_gra
   require(destination_gradient, device_, "destination_gradient", where);
   require_same_shape(source_gradient, source, "source_gradient", "source_image", where);
   require_same_shape(destination_gradient, source, "destination_gradient", "source_image", where);
+  if (on_device(device_)) {
+    command_buffer.enqueue([source_gradient, source, destination_gradient] {
+      dispatch::relu_backward(source_gradient.view(), source.view(), destination_gradient.view());
+    });
+    return;
+  }
   command_buffer.enqueue([source_gradient, source, destination_gradient] {
     const TensorView dy = source_gradient.view(), x = source.view(),
                      dx = destination_gradient.view();
@@ -140,7 +148,7 @@ void ReluGradient::encode(CommandBuffer& command_buffer, const Image& source_gra
 
 // Max pooling ------------------------------------------------------------------------------------
 
-MaxPooling::MaxPooling(const Device& device) : device_(cpu_only(device, "MaxPooling")) {}
+MaxPooling::MaxPooling(const Device& device) : device_(device) {}
 
 ImageDescriptor MaxPooling::destination_image_descriptor(const Image& source) const {
   const char* where = "MaxPooling::destination_image_descriptor";
@@ -171,6 +179,11 @@ void MaxPooling::encode(CommandBuffer& command_buffer, const Image& source,
   require_shape(destination, d.number_of_images, d.height, d.width, d.feature_channels,
                 "destination_image", where, "must be the source pooled 2x2 with stride 2");
   require_distinct(destination, source, "destination_image", "source_image", where);
+  if (on_device(device_)) {
+    command_buffer.enqueue(
+        [source, destination] { dispatch::max_pool_forward(source.view(), destination.view()); });
+    return;
+  }
   command_buffer.enqueue([source, destination] {
     const TensorView x = source.view(), y = destination.view();
     const std::int64_t q = y.dims[2], c = y.dims[3];
@@ -190,7 +203,7 @@ void MaxPooling::encode(CommandBuffer& command_buffer, const Image& source,
 }
 
 MaxPoolingGradient::MaxPoolingGradient(const Device& device)
-    : device_(cpu_only(device, "MaxPoolingGradient")) {}
+    : device_(device) {}
 
 Image MaxPoolingGradient::encode(CommandBuffer& command_buffer, const Image& source_gradient,
                                  const Image& source) const {
@@ -212,6 +225,13 @@ void MaxPoolingGradient::encode(CommandBuffer& command_buffer, const Image& sour
   require_distinct(destination_gradient, source, "destination_gradient", "source_image", where);
   require_distinct(destination_gradient, source_gradient, "destination_gradient", "source_gradient",
                    where);
+  if (on_device(device_)) {
+    command_buffer.enqueue([source_gradient, source, destination_gradient] {
+      dispatch::max_pool_backward(source_gradient.view(), source.view(),
+                                  destination_gradient.view());
+    });
+    return;
+  }
   command_buffer.enqueue([source_gradient, source, destination_gradient] {
     const TensorView dy = source_gradient.view(), x = source.view(),
                      dx = destination_gradient.view();
@@ -247,7 +267,7 @@ void MaxPoolingGradient::encode(CommandBuffer& command_buffer, const Image& sour
 // Softmax cross-entropy --------------------------------------------------------------------------
 
 SoftmaxCrossEntropyLoss::SoftmaxCrossEntropyLoss(const Device& device)
-    : device_(cpu_only(device, "SoftmaxCrossEntropyLoss")) {}
+    : device_(device) {}
 
 SoftmaxCrossEntropyLoss::Result SoftmaxCrossEntropyLoss::encode(
     CommandBuffer& command_buffer, const Image& logits,
@@ -281,6 +301,24 @@ void SoftmaxCrossEntropyLoss::encode(CommandBuffer& command_buffer, const Image&
       throw InvalidArgument(where, "labels[" + std::to_string(i) + "]", str(labels[i]),
                             "must be in [0, logits.feature_channels = " + str(c) + ")");
     }
+  }
+  if (on_device(device_)) {
+    // The labels go to the device now (the caller may reuse its vector); the per-image losses
+    // need scratch there. Both live as long as the work.
+    struct Scratch {
+      DeviceBuffer labels, per_image;
+    };
+    auto scratch = std::make_shared<Scratch>(
+        Scratch{DeviceBuffer(device_, labels.size() * sizeof(std::int32_t)),
+                DeviceBuffer(device_, labels.size() * sizeof(double))});
+    scratch->labels.copy_from_host(labels.data(), labels.size() * sizeof(std::int32_t));
+    command_buffer.enqueue([logits, loss, gradient, scratch] {
+      dispatch::softmax_cross_entropy(logits.view(),
+                                      static_cast<const std::int32_t*>(scratch->labels.data()),
+                                      static_cast<double*>(scratch->per_image.data()),
+                                      static_cast<float*>(loss.view().data), gradient.view());
+    });
+    return;
   }
   command_buffer.enqueue([logits, labels, loss, gradient] {
     const TensorView z = logits.view(), dz = gradient.view();

@@ -12,6 +12,7 @@
 
 #include "api/optimizer_math.hpp"
 #include "convgrad/errors.hpp"
+#include "dispatch/device_work.hpp"
 
 namespace convgrad {
 namespace {
@@ -38,6 +39,38 @@ bool overlaps(std::span<const float> a, std::span<const float> b) {
 using Step = std::function<void(std::span<const float> gradient, std::span<const float> values,
                                 std::array<std::span<float>, 3> vectors, std::span<float> result)>;
 
+// The same update as a device rule: what a CUDA device runs in place of `Step`.
+using DeviceStep = dispatch::UpdateStep;
+
+DeviceStep device_step(const api::GradientPreprocessing& pre, dispatch::UpdateRule rule,
+                       float learning_rate) {
+  DeviceStep step;
+  step.rule = rule;
+  step.rescale = pre.rescale;
+  step.clip = pre.clip;
+  step.clip_min = pre.clip_min;
+  step.clip_max = pre.clip_max;
+  step.regularization = static_cast<std::uint8_t>(pre.regularization);
+  step.regularization_scale = pre.regularization_scale;
+  step.learning_rate = learning_rate;
+  return step;
+}
+
+// A state's buffer wherever it lives, for the size and overlap checks and the device rule.
+struct Floats {
+  float* data = nullptr;
+  std::size_t size = 0;
+};
+Floats floats(const TensorView& view) {
+  if (view.empty()) return {};
+  return {static_cast<float*>(view.data),
+          static_cast<std::size_t>(view.dims[0] * view.dims[1] * view.dims[2] * view.dims[3])};
+}
+std::span<float> host_span(const Floats& f) { return {f.data, f.size}; }
+bool overlaps(const Floats& a, const Floats& b) {
+  return overlaps(std::span<const float>(a.data, a.size), std::span<const float>(b.data, b.size));
+}
+
 struct NamedVectors {
   std::array<const char*, 3> names{};
   std::array<const OptimizerStateVectors*, 3> vectors{};
@@ -53,34 +86,43 @@ void require_device(const Device& state_device, const Device& device, const std:
 
 void require_shape(const ConvolutionWeightsAndBiasesState& state, std::size_t weights,
                    std::size_t biases, const std::string& name, const char* where) {
-  if (state.weights().size() != weights) {
-    throw InvalidArgument(where, name + ".weights().size()", count(state.weights().size()),
+  if (state.weight_count() != weights) {
+    throw InvalidArgument(where, name + ".weights().size()", count(state.weight_count()),
                           "must equal the gradient state's weight count (" + count(weights) + ")",
                           state.descriptor().to_string());
   }
-  if (state.biases().size() != biases) {
-    throw InvalidArgument(where, name + ".biases().size()", count(state.biases().size()),
+  if (state.bias_count() != biases) {
+    throw InvalidArgument(where, name + ".biases().size()", count(state.bias_count()),
                           "must equal the gradient state's bias count (" + count(biases) + ")",
                           state.descriptor().to_string());
   }
 }
 
 // The convolution form shared by every optimizer: checks every state against the gradient
-// state, then enqueues `step` for the weights and, when present, the biases.
+// state, then enqueues the update of the weights and, when present, the biases: `step` on the
+// CPU, `on_device` (the same arithmetic, src/cuda/optimizer.cu) on a CUDA device, where every
+// buffer lives in device memory.
 void encode_layer(CommandBuffer& command_buffer, const Device& device,
                   const ConvolutionGradientState& gradient_state,
                   const ConvolutionWeightsAndBiasesState& source_state, const NamedVectors& named,
-                  ConvolutionWeightsAndBiasesState& result_state, Step step, const char* where) {
+                  ConvolutionWeightsAndBiasesState& result_state, Step step,
+                  const DeviceStep& on_device, const char* where) {
   if (!gradient_state.valid()) {
     throw InvalidArgument(where, "gradient_state", "empty",
                           "pass the state that the forward convolution's encode produced");
   }
-  const std::size_t weights = gradient_state.gradient_for_weights().size();
-  const std::size_t biases = gradient_state.gradient_for_biases().size();
+  const Floats gradient_weights = floats(gradient_state.gradient_for_weights_view());
+  const Floats gradient_biases = floats(gradient_state.gradient_for_biases_view());
+  const std::size_t weights = gradient_weights.size;
+  const std::size_t biases = gradient_biases.size;
+  require_device(gradient_state.device(), device, "gradient_state", where);
   require_device(source_state.device(), device, "source_state", where);
   require_device(result_state.device(), device, "result_state", where);
   require_shape(source_state, weights, biases, "source_state", where);
   require_shape(result_state, weights, biases, "result_state", where);
+  const std::array<Floats, 4> states{
+      floats(source_state.weights_view()), floats(source_state.biases_view()),
+      floats(result_state.weights_view()), floats(result_state.biases_view())};
   std::array<std::optional<OptimizerStateVectors>, 3> vectors;
   for (std::size_t i = 0; i < named.vectors.size(); ++i) {
     if (named.vectors[i] == nullptr) continue;
@@ -90,14 +132,17 @@ void encode_layer(CommandBuffer& command_buffer, const Device& device,
     require_shape(v, weights, biases, name, where);
     // The rule reads and writes a vector element by element, next to the values and the result:
     // sharing a buffer with either (or with another vector) would mix two quantities.
-    const auto clash = [&](std::span<const float> other) {
-      return overlaps(v.weights(), other) || overlaps(v.biases(), other);
+    const Floats mine[2] = {floats(v.weights_view()), floats(v.biases_view())};
+    const auto clash = [&](const Floats& other) {
+      return overlaps(mine[0], other) || overlaps(mine[1], other);
     };
-    bool shared = clash(source_state.weights()) || clash(source_state.biases()) ||
-                  clash(result_state.weights()) || clash(result_state.biases());
+    bool shared = false;
+    for (const Floats& other : states) shared = shared || clash(other);
     for (std::size_t j = 0; j < i; ++j) {
-      if (vectors[j])
-        shared = shared || clash(vectors[j]->weights()) || clash(vectors[j]->biases());
+      if (vectors[j]) {
+        shared = shared || clash(floats(vectors[j]->weights_view())) ||
+                 clash(floats(vectors[j]->biases_view()));
+      }
     }
     if (shared) {
       throw InvalidArgument(where, name, "shares a buffer",
@@ -106,18 +151,30 @@ void encode_layer(CommandBuffer& command_buffer, const Device& device,
     }
     vectors[i] = v;
   }
+  const bool device_rule = device.kind() != DeviceKind::cpu;
   command_buffer.enqueue([gradient = gradient_state, source = source_state, result = result_state,
-                          vectors, step = std::move(step)]() mutable {
-    std::array<std::span<float>, 3> w{}, b{};
+                          vectors, step = std::move(step), on_device, device_rule]() mutable {
+    std::array<Floats, 3> w{}, b{};
     for (std::size_t i = 0; i < vectors.size(); ++i) {
       if (!vectors[i]) continue;
-      w[i] = vectors[i]->weights();
-      b[i] = vectors[i]->biases();
+      w[i] = floats(vectors[i]->weights_view());
+      b[i] = floats(vectors[i]->biases_view());
     }
-    step(gradient.gradient_for_weights(), source.weights(), w, result.weights());
-    if (!result.biases().empty()) {
-      step(gradient.gradient_for_biases(), source.biases(), b, result.biases());
-    }
+    const auto update = [&](const Floats& g, const Floats& values, const std::array<Floats, 3>& v,
+                            const Floats& out) {
+      if (out.size == 0) return;
+      if (device_rule) {
+        dispatch::optimizer_update(on_device, g.data, values.data, v[0].data, v[1].data,
+                                   v[2].data, out.data, static_cast<std::int64_t>(out.size));
+      } else {
+        step(host_span(g), host_span(values), {host_span(v[0]), host_span(v[1]), host_span(v[2])},
+             host_span(out));
+      }
+    };
+    update(floats(gradient.gradient_for_weights_view()), floats(source.weights_view()), w,
+           floats(result.weights_view()));
+    update(floats(gradient.gradient_for_biases_view()), floats(source.biases_view()), b,
+           floats(result.biases_view()));
   });
 }
 
@@ -229,9 +286,10 @@ void StochasticGradientDescent::encode(CommandBuffer& command_buffer,
                                        const ConvolutionGradientState& gradient_state,
                                        const ConvolutionWeightsAndBiasesState& source_state,
                                        ConvolutionWeightsAndBiasesState& result_state) const {
+  const api::GradientPreprocessing pre = api::preprocessing_of(descriptor());
   encode_layer(command_buffer, device(), gradient_state, source_state, {}, result_state,
-               sgd_step(api::preprocessing_of(descriptor()), learning_rate(), momentum_scale_,
-                        use_nesterov_),
+               sgd_step(pre, learning_rate(), momentum_scale_, use_nesterov_),
+               device_step(pre, dispatch::UpdateRule::sgd, learning_rate()),
                "StochasticGradientDescent::encode");
 }
 
@@ -240,10 +298,14 @@ void StochasticGradientDescent::encode(CommandBuffer& command_buffer,
                                        const ConvolutionWeightsAndBiasesState& source_state,
                                        const OptimizerStateVectors& momentum,
                                        ConvolutionWeightsAndBiasesState& result_state) const {
+  const api::GradientPreprocessing pre = api::preprocessing_of(descriptor());
+  DeviceStep on_device = device_step(
+      pre, use_nesterov_ ? dispatch::UpdateRule::nesterov : dispatch::UpdateRule::momentum,
+      learning_rate());
+  on_device.momentum_scale = momentum_scale_;
   encode_layer(command_buffer, device(), gradient_state, source_state,
                NamedVectors{{"momentum"}, {&momentum}}, result_state,
-               sgd_step(api::preprocessing_of(descriptor()), learning_rate(), momentum_scale_,
-                        use_nesterov_),
+               sgd_step(pre, learning_rate(), momentum_scale_, use_nesterov_), on_device,
                "StochasticGradientDescent::encode");
 }
 
@@ -285,9 +347,14 @@ void RMSProp::encode(CommandBuffer& command_buffer, const ConvolutionGradientSta
                      const ConvolutionWeightsAndBiasesState& source_state,
                      const OptimizerStateVectors& sum_of_squares,
                      ConvolutionWeightsAndBiasesState& result_state) const {
+  const api::GradientPreprocessing pre = api::preprocessing_of(descriptor());
+  DeviceStep on_device = device_step(pre, dispatch::UpdateRule::rmsprop, learning_rate());
+  on_device.keep = static_cast<float>(decay_);
+  on_device.take = static_cast<float>(1.0 - decay_);
+  on_device.epsilon = epsilon_;
   encode_layer(command_buffer, device(), gradient_state, source_state,
                NamedVectors{{"sum_of_squares"}, {&sum_of_squares}}, result_state,
-               rmsprop_step(api::preprocessing_of(descriptor()), learning_rate(), decay_, epsilon_),
+               rmsprop_step(pre, learning_rate(), decay_, epsilon_), on_device,
                "RMSProp::encode");
 }
 
@@ -337,6 +404,17 @@ Step adam_step(const api::GradientPreprocessing& pre, double lr_t, double beta1,
   };
 }
 
+DeviceStep adam_device_step(const api::GradientPreprocessing& pre, dispatch::UpdateRule rule,
+                            double lr_t, double beta1, double beta2, float epsilon) {
+  DeviceStep step = device_step(pre, rule, static_cast<float>(lr_t));
+  step.keep = static_cast<float>(beta1);
+  step.take = static_cast<float>(1.0 - beta1);
+  step.keep2 = static_cast<float>(beta2);
+  step.take2 = static_cast<float>(1.0 - beta2);
+  step.epsilon = epsilon;
+  return step;
+}
+
 // lr_t for update number t (1-based), in double: 1 - beta^t loses digits in float for small t.
 double adam_rate(double lr, double beta1, double beta2, std::int64_t t) {
   const auto power = static_cast<double>(t);
@@ -360,10 +438,12 @@ void Adam::encode(CommandBuffer& command_buffer, const ConvolutionGradientState&
   const char* where = "Adam::encode";
   require_amsgrad(amsgrad_, false, where);
   const std::int64_t t = time_step_ + 1;
+  const api::GradientPreprocessing pre = api::preprocessing_of(descriptor());
+  const double rate = adam_rate(learning_rate(), beta1_, beta2_, t);
   encode_layer(command_buffer, device(), gradient_state, source_state,
                NamedVectors{{"momentum", "velocity"}, {&momentum, &velocity}}, result_state,
-               adam_step(api::preprocessing_of(descriptor()),
-                         adam_rate(learning_rate(), beta1_, beta2_, t), beta1_, beta2_, epsilon_),
+               adam_step(pre, rate, beta1_, beta2_, epsilon_),
+               adam_device_step(pre, dispatch::UpdateRule::adam, rate, beta1_, beta2_, epsilon_),
                where);
   time_step_ = t;  // only once the update is enqueued
 }
@@ -376,12 +456,14 @@ void Adam::encode(CommandBuffer& command_buffer, const ConvolutionGradientState&
   const char* where = "Adam::encode";
   require_amsgrad(amsgrad_, true, where);
   const std::int64_t t = time_step_ + 1;
+  const api::GradientPreprocessing pre = api::preprocessing_of(descriptor());
+  const double rate = adam_rate(learning_rate(), beta1_, beta2_, t);
   encode_layer(command_buffer, device(), gradient_state, source_state,
                NamedVectors{{"momentum", "velocity", "maximum_velocity"},
                             {&momentum, &velocity, &maximum_velocity}},
-               result_state,
-               adam_step(api::preprocessing_of(descriptor()),
-                         adam_rate(learning_rate(), beta1_, beta2_, t), beta1_, beta2_, epsilon_),
+               result_state, adam_step(pre, rate, beta1_, beta2_, epsilon_),
+               adam_device_step(pre, dispatch::UpdateRule::amsgrad, rate, beta1_, beta2_,
+                                epsilon_),
                where);
   time_step_ = t;
 }

@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "api/device_floats.hpp"
 #include "convgrad/convolution.hpp"
 #include "convgrad/convolution_gradient_state.hpp"
 
@@ -22,8 +23,17 @@ struct ConvolutionGradientState::Impl {
   ConvolutionDescriptor descriptor;  // the producing layer's
   ConvolutionGeometry geometry;
   std::int64_t source_height = 0, source_width = 0;
-  std::vector<float> weight_gradient;
-  std::vector<float> bias_gradient;  // empty without bias
+  Device device = Device::cpu();  // the producing kernel's; it holds the buffers
+  api::DeviceFloats weight_gradient;
+  api::DeviceFloats bias_gradient;  // empty without bias
+
+  /// Zeroed buffers for `descriptor` on `device`.
+  void allocate_gradients(const Device& on, const ConvolutionDescriptor& d) {
+    device = on;
+    weight_gradient = api::DeviceFloats(on, static_cast<std::size_t>(d.weight_count()));
+    bias_gradient = api::DeviceFloats(
+        on, d.bias_enabled() ? static_cast<std::size_t>(d.output_feature_channels()) : 0);
+  }
 };
 
 }  // namespace convgrad
