@@ -141,6 +141,8 @@ void fprop_gemm(const ConvProblem& p, const core::Operands& o) {
   const std::int64_t q_lo = std::max<std::int64_t>(0, ceil_div(p.pad_left, p.stride_w));
   const std::int64_t q_hi =
       floor_div(p.w - 1 + p.pad_left - (p.s - 1) * p.dilation_w, p.stride_w) + 1;
+  // Taps s of one filter row are adjacent in x when pixels hold exactly one group's channels.
+  const bool merge_taps = p.dilation_w == 1 && x.s[2] == cg;
   const int mmax = max_rows<V>(nv);
   const std::int64_t rows = groups * kblocks * p.n * p.p;
   const std::int64_t pieces = row_pieces(rows, p.q, mmax);
@@ -173,6 +175,14 @@ void fprop_gemm(const ConvProblem& p, const core::Operands& o) {
         std::int64_t count = 0;
         for (std::int64_t r = r_lo; r < r_hi; ++r) {
           const std::int64_t ih = ih0 + r * p.dilation_h;
+          if (!border && merge_taps) {
+            // The S taps of filter row r read one contiguous run of S * cg floats of x and of
+            // the packed filter: one segment instead of S, which for C = 3 or 1 is what keeps
+            // the micro-kernel's loop from being all segment overhead.
+            const std::int64_t iw = ow * p.stride_w - p.pad_left;
+            sg[count++] = {xrow + ih * x.s[1] + iw * x.s[2], wbase + r * p.s * cg * nb, p.s * cg};
+            continue;
+          }
           for (std::int64_t s = 0; s < p.s; ++s) {
             const std::int64_t iw = ow * p.stride_w - p.pad_left + s * p.dilation_w;
             if (border && (iw < 0 || iw >= p.w)) continue;
