@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The CPU backend's kernels, in order of preference per direction: the first whose rejects()
 // returns nullopt runs. Specialised algorithms come first (1x1 as GEMM, depthwise stencils,
-// few-channel dgrad), then the general implicit GEMM, each for AVX-512 and then AVX2; the generic
+// few-channel kernels), then the general implicit GEMM, each for AVX-512 and then AVX2; the generic
 // direct kernels close every direction so that no valid problem is ever unsupported.
 #include <array>
 #include <optional>
@@ -41,6 +41,19 @@ Reason not_few_channel_dgrad(const ConvProblem& p) {
   if (p.groups != 1) return "needs groups == 1";
   if (p.c >= 8) return "needs c < 8 (wider images vectorise better over c)";
   if (p.dilation_w != 1) return "needs dilation_w == 1 (contiguous taps of a dx row)";
+  return std::nullopt;
+}
+
+// The few-channel kernels (few_channel.hpp) read the S*C taps of a filter row as adjacent floats
+// of x, which needs dilation_w == 1, from a zero-padded copy of x, which has no room for negative
+// pads (they crop the image instead).
+Reason not_few_channel(const ConvProblem& p) {
+  if (p.groups != 1) return "needs groups == 1";
+  if (p.c >= 8) return "needs c < 8 (wider images vectorise better over c)";
+  if (p.dilation_w != 1) return "needs dilation_w == 1 (adjacent taps of a filter row)";
+  if (p.pad_top < 0 || p.pad_left < 0 || p.pad_bottom < 0 || p.pad_right < 0) {
+    return "needs pads >= 0 (it pads a copy of x with zeros)";
+  }
   return std::nullopt;
 }
 
@@ -88,12 +101,16 @@ const std::array kernel_list{
                      run_flattened<avx512::fprop_gemm>},
     core::KernelInfo{"cpu.fprop.depthwise.avx512.f32", Direction::fprop,
                      both<kAvx512, not_depthwise>, avx512::fprop_depthwise},
+    core::KernelInfo{"cpu.fprop.fewc.avx512.f32", Direction::fprop,
+                     both<kAvx512, not_few_channel>, avx512::fprop_few_channel},
     core::KernelInfo{"cpu.fprop.igemm.avx512.f32", Direction::fprop, isa_only<kAvx512>,
                      avx512::fprop_gemm},
     core::KernelInfo{"cpu.fprop.gemm1x1.avx2.f32", Direction::fprop, both<kAvx2, not_1x1>,
                      run_flattened<avx2::fprop_gemm>},
     core::KernelInfo{"cpu.fprop.depthwise.avx2.f32", Direction::fprop, both<kAvx2, not_depthwise>,
                      avx2::fprop_depthwise},
+    core::KernelInfo{"cpu.fprop.fewc.avx2.f32", Direction::fprop, both<kAvx2, not_few_channel>,
+                     avx2::fprop_few_channel},
     core::KernelInfo{"cpu.fprop.igemm.avx2.f32", Direction::fprop, isa_only<kAvx2>,
                      avx2::fprop_gemm},
     // dgrad
@@ -118,12 +135,16 @@ const std::array kernel_list{
                      run_flattened<avx512::wgrad_gemm>},
     core::KernelInfo{"cpu.wgrad.depthwise.avx512.f32", Direction::wgrad,
                      both<kAvx512, not_depthwise>, avx512::wgrad_depthwise},
+    core::KernelInfo{"cpu.wgrad.fewc.avx512.f32", Direction::wgrad,
+                     both<kAvx512, not_few_channel>, avx512::wgrad_few_channel},
     core::KernelInfo{"cpu.wgrad.igemm.avx512.f32", Direction::wgrad, isa_only<kAvx512>,
                      avx512::wgrad_gemm},
     core::KernelInfo{"cpu.wgrad.gemm1x1.avx2.f32", Direction::wgrad, both<kAvx2, not_1x1>,
                      run_flattened<avx2::wgrad_gemm>},
     core::KernelInfo{"cpu.wgrad.depthwise.avx2.f32", Direction::wgrad, both<kAvx2, not_depthwise>,
                      avx2::wgrad_depthwise},
+    core::KernelInfo{"cpu.wgrad.fewc.avx2.f32", Direction::wgrad,
+                     both<kAvx2, not_few_channel>, avx2::wgrad_few_channel},
     core::KernelInfo{"cpu.wgrad.igemm.avx2.f32", Direction::wgrad, isa_only<kAvx2>,
                      avx2::wgrad_gemm},
     // Always correct, always last.

@@ -393,3 +393,58 @@ TEST(CpuKernels, EveryKernelOnItsEdgeCases) {
 
 }  // namespace
 }  // namespace convgrad
+
+namespace convgrad {
+namespace {
+
+// The few-channel kernels (fprop on a padded copy, col2im dgrad, the turned-around wgrad) see few problems of their class
+// in the mixed suites, one dense draw in five and then only with c < 8: give them random problems
+// of their own, on every ISA this machine has, with the kernel forced.
+TEST(CpuKernels, FewChannelKernelsOnRandomProblems) {
+  std::mt19937_64 rng = test::make_rng(0xfe7c);
+  test::DrawSpec draw;
+  draw.max_size = 24;
+  draw.max_channels = 40;
+  for (const char* kernel : {"cpu.fprop.fewc.avx512.f32", "cpu.fprop.fewc.avx2.f32",
+                             "cpu.wgrad.fewc.avx512.f32", "cpu.wgrad.fewc.avx2.f32",
+                             "cpu.dgrad.col2im.avx512.f32", "cpu.dgrad.col2im.avx2.f32"}) {
+    SCOPED_TRACE(kernel);
+    Tally tally;
+    for (std::size_t index = 0; tally.ran + tally.rejected < 300; index += 5) {
+      ConvProblem p = test::draw_problem(rng, draw, index);  // index % 5 == 0: dense
+      p.c = std::uniform_int_distribution<std::int64_t>(1, 7)(rng);
+      p.dilation_w = 1;
+      // Pads in [0, extent): the validator refuses windows wholly in the padding.
+      const auto clamp_pad = [](std::int32_t& pad, std::int64_t extent) {
+        pad = std::clamp<std::int32_t>(pad, 0, static_cast<std::int32_t>(extent - 1));
+      };
+      clamp_pad(p.pad_top, p.dilated_r());
+      clamp_pad(p.pad_bottom, p.dilated_r());
+      clamp_pad(p.pad_left, p.dilated_s());
+      clamp_pad(p.pad_right, p.dilated_s());
+      if (p.h + p.pad_top + p.pad_bottom < p.dilated_r()) continue;
+      if (p.w + p.pad_left + p.pad_right < p.dilated_s()) continue;
+      derive_output_size(p);
+      const bool integers = index % 2 == 0;
+      if (!check_one(kernel, p, integers, rng, tally)) {
+        const auto reason = [&]() -> std::string {
+          try {
+            (void)kernel_name(p, direction_of(kernel), RunOptions{.backend = "cpu", .kernel = kernel});
+          } catch (const Unsupported& error) {
+            return error.what();
+          }
+          return "";
+        }();
+        if (reason.find("needs avx") != std::string::npos) break;  // not this machine's ISA
+        ADD_FAILURE() << kernel << " rejected a problem of its class: " << to_string(p) << ": "
+                      << reason;
+      }
+      if (::testing::Test::HasFailure()) break;
+    }
+    std::cout << "[cpu kernels] " << kernel << ": " << tally.ran
+              << " random few-channel problems, worst relative error " << tally.worst << "\n";
+  }
+}
+
+}  // namespace
+}  // namespace convgrad

@@ -14,6 +14,8 @@
   void dgrad_depthwise(const ConvProblem& p, const core::Operands& o, bool accumulate); \
   void wgrad_depthwise(const ConvProblem& p, const core::Operands& o, bool accumulate); \
   void dgrad_col2im(const ConvProblem& p, const core::Operands& o, bool accumulate);      \
+  void fprop_few_channel(const ConvProblem& p, const core::Operands& o, bool accumulate); \
+  void wgrad_few_channel(const ConvProblem& p, const core::Operands& o, bool accumulate); \
   void convert_to_f32(const void* source, DataType type, std::int64_t count,            \
                       float* destination) noexcept;                                     \
   void convert_from_f32(const float* source, std::int64_t count, DataType type,         \

@@ -2,6 +2,7 @@
 // The implicit-GEMM kernels instantiated for AVX2 and FMA (compiled with -mavx2 -mfma).
 #include "cpu/kernels/conv_gemm.hpp"
 #include "cpu/kernels/entry.hpp"
+#include "cpu/kernels/few_channel.hpp"
 
 namespace convgrad::cpu::avx2 {
 
@@ -13,6 +14,12 @@ void dgrad_gemm(const ConvProblem& p, const core::Operands& o, bool) {
 }
 void wgrad_gemm(const ConvProblem& p, const core::Operands& o, bool accumulate) {
   kern::wgrad_gemm<simd::Avx2>(p, o, accumulate);
+}
+void fprop_few_channel(const ConvProblem& p, const core::Operands& o, bool) {
+  kern::fprop_few_channel<simd::Avx2>(p, o);
+}
+void wgrad_few_channel(const ConvProblem& p, const core::Operands& o, bool accumulate) {
+  kern::wgrad_few_channel<simd::Avx2>(p, o, accumulate);
 }
 
 }  // namespace convgrad::cpu::avx2
