@@ -223,6 +223,24 @@ else
   fail "bench --json writes the report"
 fi
 
+# The GPU bench's refusals. On a machine where the cuda backend can run, the second would bench.
+run_cli bench mb2ic8ih10oc16kh3ph1 --baseline cudnn --reps 1 --warmup 0
+expect_rc 2 "bench --baseline cudnn on the cpu backend is a usage error"
+expect_line 'baseline cudnn needs --backend cuda' "bench says that cudnn needs --backend cuda"
+run_cli bench mb2ic8ih10oc16kh3ph1 --dtype bf16 --reps 1 --warmup 0
+expect_rc 2 "bench --dtype bf16 on the cpu backend is a usage error"
+expect_line 'CPU bench is float32 only' "bench says that the CPU bench is float32 only"
+run_cli list
+if grep -Eq '^cuda +available' "$work/out"; then
+  echo "skip bench --backend cuda without a device: this machine has one"
+else
+  run_cli bench mb2ic8ih10oc16kh3ph1 --backend cuda --baseline cudnn --dtype bf16 --reps 1
+  expect_rc 2 "bench --backend cuda --baseline cudnn without a usable GPU is a usage error"
+  # Which reason depends on the build: no CUDA backend, no cuDNN, or no device.
+  expect_line '^convgrad bench: (--backend cuda: (no CUDA device|this build has no CUDA)|--baseline cudnn: this build has no cuDNN)' \
+    "bench --backend cuda says why it cannot run"
+fi
+
 run_cli --help
 expect_rc 0 "--help"
 run_cli run --help

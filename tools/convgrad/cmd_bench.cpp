@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// convgrad bench: our kernels against a baseline (oneDNN), layer by layer and direction by
-// direction, timed in one process on the same inputs and thread count. A program, not a test:
-// nothing asserts a time, and the exit code says only whether the results agreed.
+// convgrad bench: our kernels against a baseline (oneDNN on the CPU, cuDNN on the GPU), layer by
+// layer and direction by direction, timed in one process on the same inputs. A program, not a
+// test: nothing asserts a time, and the exit code says only whether the results agreed.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -21,11 +21,19 @@
 #include "bench_machine.hpp"
 #include "commands.hpp"
 #include "convgrad/errors.hpp"
+#include "convgrad/functional.hpp"
 #include "core/parallel.hpp"
 #include "core/validate.hpp"
 #include "harness.hpp"
 #ifdef CONVGRAD_BENCH_WITH_ONEDNN
 #include "bench_onednn.hpp"
+#endif
+#ifdef CONVGRAD_BENCH_WITH_CUDA
+#include "bench_cuda.hpp"
+#include "bench_gpu_probe.hpp"
+#endif
+#ifdef CONVGRAD_BENCH_WITH_CUDNN
+#include "bench_cudnn.hpp"
 #endif
 
 namespace convgrad::tool {
@@ -50,6 +58,11 @@ struct BenchArgs {
   std::string pause = "busy";
   std::uint64_t seed = 1;
   std::string json;
+  std::string dtype = "f32";  // bf16, f16, tf32 (f32 storage, MathMode::tf32), f32
+  std::string math = "exact_fp32";  // with --dtype f32: exact_fp32 or fp32_accurate
+  const CLI::Option* reps_option = nullptr;
+  const CLI::Option* warmup_option = nullptr;
+  const CLI::Option* math_option = nullptr;
 };
 
 struct Timing {
@@ -85,12 +98,14 @@ struct Row {
   std::string kernel;
   std::optional<Timing> ours;
   std::optional<Timing> baseline;
+  std::optional<Timing> baseline_bias;  // GPU: the baseline's convolution and its bias pass
   std::string baseline_impl, baseline_layout;
   std::string note;  // why a side did not run
   double rel_error = std::numeric_limits<double>::quiet_NaN();
   std::string status;  // ok, WRONG, unchecked, refused, error
   bool comparable() const { return status == "ok" && ours && baseline; }
   double ratio() const { return ours->median / baseline->median; }
+  double ratio_with_bias() const { return ours->median / baseline_bias->median; }
 };
 
 // splitmix64 in [-1, 1], as `run` draws its inputs: exact in float and reproducible everywhere.
@@ -297,14 +312,17 @@ struct Summary {
   double best = 0, worst = 0;
 };
 
-Summary summarize_direction(const std::vector<Row>& rows, Direction direction) {
+// `with_bias`: against the baseline's convolution and bias pass, on the rows that have one.
+Summary summarize_direction(const std::vector<Row>& rows, Direction direction,
+                            bool with_bias = false) {
   Summary s;
   double log_sum = 0;
   for (const Row& row : rows) {
     if (row.direction != direction) continue;
+    if (with_bias && !row.baseline_bias) continue;
     ++s.rows;
     if (!row.comparable()) continue;
-    const double ratio = row.ratio();
+    const double ratio = with_bias ? row.ratio_with_bias() : row.ratio();
     s.best = s.comparable == 0 ? ratio : std::min(s.best, ratio);
     s.worst = s.comparable == 0 ? ratio : std::max(s.worst, ratio);
     ++s.comparable;
@@ -315,8 +333,7 @@ Summary summarize_direction(const std::vector<Row>& rows, Direction direction) {
   return s;
 }
 
-int bench(const BenchArgs& args) {
-  // Everything is parsed and validated before the probe and the first timing.
+std::vector<core::NamedProblem> bench_items(const BenchArgs& args) {
   std::vector<core::NamedProblem> items;
   if (!args.layers.empty()) {
     items = read_layers(args.layers);
@@ -329,6 +346,10 @@ int bench(const BenchArgs& args) {
     items.push_back({text, parse_checked_problem(text)});
   }
   if (items.empty()) throw UsageError("give one or more problems, or --layers FILE");
+  return items;
+}
+
+std::vector<Direction> bench_directions(const BenchArgs& args) {
   std::vector<Direction> directions;
   for (const Direction d : {Direction::fprop, Direction::dgrad, Direction::wgrad}) {
     if (std::find(args.directions.begin(), args.directions.end(), to_string(d)) !=
@@ -336,6 +357,28 @@ int bench(const BenchArgs& args) {
       directions.push_back(d);
     }
   }
+  return directions;
+}
+
+#ifdef CONVGRAD_BENCH_WITH_CUDA
+int bench_gpu(const BenchArgs& args);
+#endif
+
+int bench(const BenchArgs& args) {
+  if (args.backend == "cuda") {
+#ifdef CONVGRAD_BENCH_WITH_CUDA
+    return bench_gpu(args);
+#else
+    throw UsageError("--backend cuda: this build has no CUDA backend (CMake found no nvcc)");
+#endif
+  }
+  if (args.baseline == "cudnn") throw UsageError("--baseline cudnn needs --backend cuda");
+  if (args.dtype != "f32" || (args.math_option != nullptr && args.math_option->count() > 0)) {
+    throw UsageError("--dtype/--math: the CPU bench is float32 only (f32, exact)");
+  }
+  // Everything is parsed and validated before the probe and the first timing.
+  const std::vector<core::NamedProblem> items = bench_items(args);
+  const std::vector<Direction> directions = bench_directions(args);
 
   const bool with_baseline = args.baseline == "onednn";
   const int threads = core::num_threads();
@@ -585,12 +628,408 @@ int bench(const BenchArgs& args) {
   return wrong + errors > 0 ? kExitFail : kExitPass;
 }
 
+#ifdef CONVGRAD_BENCH_WITH_CUDA
+// --- the GPU bench -------------------------------------------------------------------------------
+
+// ours vs cuDNN on the GPU: both read the same stored inputs and accumulate in fp32, so in
+// float32 they differ by accumulation order (about 1e-6), in tf32 by the operands' rounding, and
+// in float16/bfloat16 by one rounding of the stored output (at most 2^-7 of the largest value).
+// An indexing mistake misses by whole products.
+double gpu_wrong_above(const ConvProblem& p) {
+  if (p.x_type == DataType::float32 && p.math != MathMode::tf32) return 1e-3;
+  return 1e-2;
+}
+
+std::function<void()> our_gpu_call(const ConvProblem& p, Direction direction,
+                                   const DeviceOperands& o, const RunOptions& run) {
+  const DeviceKind cuda = DeviceKind::cuda;
+  const TensorView x = dense_view(o.x, p.x_type, p.n, p.h, p.w, p.c, cuda);
+  const TensorView w = dense_view(o.w, p.w_type, p.k, p.r, p.s, p.c_per_group(), cuda);
+  const TensorView b = p.with_bias ? bias_view(o.b, p.k, cuda) : TensorView{};
+  const TensorView dy = dense_view(o.dy, p.y_type, p.n, p.p, p.q, p.k, cuda);
+  const TensorView y = dense_view(o.ours.y, p.y_type, p.n, p.p, p.q, p.k, cuda);
+  const TensorView dx = dense_view(o.ours.dx, p.x_type, p.n, p.h, p.w, p.c, cuda);
+  const TensorView dw = dense_view(o.ours.dw, p.w_type, p.k, p.r, p.s, p.c_per_group(), cuda);
+  const TensorView db = p.with_bias ? bias_view(o.ours.db, p.k, cuda) : TensorView{};
+  switch (direction) {
+    case Direction::fprop:
+      return [=] { fprop(p, x, w, b, y, run); };
+    case Direction::dgrad:
+      return [=] { dgrad(p, dy, w, dx, run); };
+    case Direction::wgrad:
+      break;
+  }
+  return [=] { wgrad(p, x, dy, dw, db, run); };
+}
+
+std::string micro(const std::optional<Timing>& t) {
+  return t ? fixed(1000 * t->median, 1) : "-";
+}
+
+std::string micro_range(const std::optional<Timing>& t) {
+  if (!t) return "-";
+  return fixed(1000 * t->p10, 1) + "-" + fixed(1000 * t->p90, 1);
+}
+
+std::string tflops(const std::optional<Timing>& t, double flop) {
+  return t ? fixed(flop / (t->median * 1e9), 1) : "-";
+}
+
+std::string percent(const std::optional<Timing>& t, double flop, double peak_tflops) {
+  return t ? fixed(100 * flop / (t->median * 1e9) / peak_tflops, 1) : "-";
+}
+
+void print_gpu_header(const Widths& w, bool with_baseline) {
+  std::printf("\n%-*s  %-5s  %-*s  %9s  %15s  %7s  %6s", w.layer, "layer", "dir", w.kernel,
+              "kernel", "ours us", "p10-p90", "TFLOP/s", "%gemm");
+  if (with_baseline) {
+    std::printf("  %9s  %15s  %7s  %6s  %9s  %6s  %6s  %8s  %-9s  %s", "cuDNN us", "p10-p90",
+                "TFLOP/s", "%gemm", "+bias us", "ratio", "ratio+b", "rel err", "status",
+                "cuDNN algorithm");
+  } else {
+    std::printf("  %-9s", "status");
+  }
+  std::printf("\n");
+}
+
+void print_gpu_row_end(const Row& row, bool with_baseline, double peak_tflops) {
+  std::printf("%9s  %15s  %7s  %6s", micro(row.ours).c_str(), micro_range(row.ours).c_str(),
+              tflops(row.ours, row.flop).c_str(), percent(row.ours, row.flop, peak_tflops).c_str());
+  if (with_baseline) {
+    const bool both = row.ours && row.baseline;
+    const std::string ratio = both ? fixed(row.ratio(), 2) : "-";
+    const std::string ratio_bias =
+        row.ours && row.baseline_bias ? fixed(row.ratio_with_bias(), 2) : "-";
+    const std::string error =
+        std::isnan(row.rel_error) && row.status != "WRONG" ? "-" : scientific(row.rel_error);
+    std::printf("  %9s  %15s  %7s  %6s  %9s  %6s  %6s  %8s  %-9s", micro(row.baseline).c_str(),
+                micro_range(row.baseline).c_str(), tflops(row.baseline, row.flop).c_str(),
+                percent(row.baseline, row.flop, peak_tflops).c_str(),
+                micro(row.baseline_bias).c_str(), ratio.c_str(), ratio_bias.c_str(),
+                error.c_str(), row.status.c_str());
+    if (!row.baseline_impl.empty()) std::printf("  %s", row.baseline_impl.c_str());
+  } else {
+    std::printf("  %-9s", row.status.c_str());
+  }
+  if (!row.note.empty()) std::printf("  %s", row.note.c_str());
+  std::printf("\n");
+  std::fflush(stdout);
+}
+
+int bench_gpu(const BenchArgs& args) {
+  if (args.baseline == "onednn") {
+    throw UsageError("--baseline onednn runs on the CPU: with --backend cuda use cudnn or none");
+  }
+  const bool with_baseline = args.baseline == "cudnn";
+#ifndef CONVGRAD_BENCH_WITH_CUDNN
+  if (with_baseline) {
+    throw UsageError(
+        "--baseline cudnn: this build has no cuDNN (CMake found no cudnn.h and libcudnn: set "
+        "CUDNN_ROOT and reconfigure, with CONVGRAD_WITH_CUDNN=AUTO or ON)");
+  }
+#endif
+  const bool math_given = args.math_option != nullptr && args.math_option->count() > 0;
+  if (math_given && args.dtype != "f32") {
+    throw UsageError("--math " + args.math + ": only with --dtype f32 (tf32 is --dtype tf32)");
+  }
+  // Everything is parsed and validated before the device is touched.
+  const std::vector<core::NamedProblem> items = bench_items(args);
+  const std::vector<Direction> directions = bench_directions(args);
+  for (const BackendInfo& info : list_backends()) {
+    if (info.name == "cuda" && !info.available) throw UsageError("--backend cuda: " + info.reason);
+  }
+  const DataType storage = args.dtype == "bf16"   ? DataType::bfloat16
+                           : args.dtype == "f16" ? DataType::float16
+                                                 : DataType::float32;
+  const MathMode math = args.dtype == "tf32"          ? MathMode::tf32
+                        : args.math == "fp32_accurate" ? MathMode::fp32_accurate
+                                                       : MathMode::exact_fp32;
+  // A GPU call lasts microseconds: more runs than on the CPU, and no pause (nothing spins).
+  const int reps = args.reps_option != nullptr && args.reps_option->count() > 0 ? args.reps : 100;
+  const int warmup =
+      args.warmup_option != nullptr && args.warmup_option->count() > 0 ? args.warmup : 10;
+
+  RunOptions run;
+  run.backend = "cuda";
+  run.kernel = args.kernel;
+  std::vector<Row> rows;
+  Widths widths;
+  for (const core::NamedProblem& item : items) {
+    ConvProblem p = with_data_type(item.problem, storage);
+    p.math = math;
+    for (const Direction d : directions) {
+      Row row;
+      row.layer = item.name;
+      row.problem = p;
+      row.direction = d;
+      row.flop = flop_count(p, d);
+      try {
+        row.kernel = kernel_name(p, d, run);
+      } catch (const Unsupported& error) {
+        row.kernel = "(none)";
+        row.status = "error";
+        row.note = error.what();
+      }
+      widths.layer = std::max(widths.layer, static_cast<int>(row.layer.size()));
+      widths.kernel = std::max(widths.kernel, static_cast<int>(row.kernel.size()));
+      rows.push_back(std::move(row));
+    }
+  }
+
+  const MachineInfo machine = machine_info();
+  const GpuInfo gpu = gpu_info();
+  std::string baseline_name = "none";
+#ifdef CONVGRAD_BENCH_WITH_CUDNN
+  if (with_baseline) baseline_name = "cuDNN " + cudnn_version();
+#endif
+  const GemmProbe gemm = measure_gemm_rate(storage, math == MathMode::tf32);
+  const CopyProbe copy = measure_copy_bandwidth();
+  const std::string date = utc_now();
+  std::string ours_name = "cuda";
+  if (!args.kernel.empty()) ours_name.append(" --kernel ").append(args.kernel);
+  std::printf("bench      backend %s %s %s; %s (%s storage, math %s, fp32 accumulation), NHWC\n",
+              ours_name.c_str(), with_baseline ? "vs" : "alone,",
+              with_baseline ? baseline_name.c_str() : "no baseline", args.dtype.c_str(),
+              std::string(to_string(storage)).c_str(), std::string(to_string(math)).c_str());
+  if (with_baseline) {
+    std::printf(
+        "baseline   legacy C API, NHWC tensors and KRSC (NHWC) filters, %s math, fp32 compute; "
+        "fastest algorithm of cudnnFind*AlgorithmEx (1 GiB workspace offered); bias pass: "
+        "fprop cudnnAddTensor, wgrad cudnnConvolutionBackwardBias\n",
+        storage != DataType::float32 || math == MathMode::tf32 ? "tensor-op" : "FMA (no TF32)");
+  }
+  std::printf("gpu        %s, compute %d.%d, %d SMs, %.1f GiB, %d MiB L2; driver CUDA %s, runtime "
+              "%s, cuBLAS %s\n",
+              gpu.name.c_str(), gpu.compute_major, gpu.compute_minor, gpu.multiprocessors,
+              gpu.memory_gib, gpu.l2_mib, gpu.driver.c_str(), gpu.runtime.c_str(),
+              gpu.cublas.c_str());
+  std::printf("host       %s, %d logical CPUs\n", machine.cpu.c_str(), machine.logical_cpus);
+  std::printf("build      %s, commit %s, %s; %s\n", machine.build_type.c_str(),
+              machine.commit.c_str(), machine.compiler.c_str(), date.c_str());
+  std::printf("gemm       %s: %.1f TFLOP/s (median %.3f ms)\n", gemm.what.c_str(), gemm.tflops,
+              gemm.median_ms);
+  std::printf("copy       device to device, %.0f GiB: %.0f GB/s (read + write)\n", copy.gib,
+              copy.gbps);
+  std::printf(
+      "timing     CUDA events around each call, calls back to back on one stream (no graph); "
+      "median and p10/p90 of %d runs after %d warm-up, %s; our wgrad includes db\n",
+      reps, warmup, with_baseline ? "interleaved ours/cuDNN" : "ours only");
+  if (machine.build_type == "Debug") {
+    std::printf("warning    this is a Debug build: its times say little about the kernels\n");
+  }
+  print_gpu_header(widths, with_baseline);
+
+  BenchStream stream;
+  std::size_t next = 0;
+  for (std::size_t item = 0; item < items.size(); ++item) {
+    const ConvProblem& p = rows[next].problem;
+    std::unique_ptr<DeviceOperands> operands;
+    std::string operands_error;
+    try {
+      operands = std::make_unique<DeviceOperands>(p, args.seed + item);
+    } catch (const std::exception& error) {
+      operands_error = error.what();
+    }
+    for (std::size_t k = 0; k < directions.size(); ++k, ++next) {
+      Row& row = rows[next];
+      const Direction d = row.direction;
+      print_row_start(row, widths);
+      if (!operands && row.status != "error") {
+        row.status = "error";
+        row.note = operands_error;
+      }
+      if (row.status == "error") {
+        print_gpu_row_end(row, with_baseline, gemm.tflops);
+        continue;
+      }
+      GpuContender ours{{our_gpu_call(p, d, *operands, run)}, {}};
+      std::vector<GpuContender*> sides{&ours};
+#ifdef CONVGRAD_BENCH_WITH_CUDNN
+      std::unique_ptr<CudnnConvolution> cudnn;
+      GpuContender theirs;
+#endif
+      try {
+#ifdef CONVGRAD_BENCH_WITH_CUDNN
+        if (with_baseline) {
+          try {
+            cudnn = std::make_unique<CudnnConvolution>(p, d, *operands, stream.get());
+            row.baseline_impl = cudnn->algorithm();
+            row.note = cudnn->bias_note();
+            CudnnConvolution* c = cudnn.get();
+            theirs.steps.push_back([c] { c->enqueue(); });
+            if (cudnn->has_bias_pass()) theirs.steps.push_back([c] { c->enqueue_bias(); });
+            sides.push_back(&theirs);
+          } catch (const CudnnRefused& refused) {
+            row.note = refused.what();
+          }
+        }
+#endif
+        // The check runs once before the timing; our call waits here (no stream binding), so
+        // that its errors surface at this row.
+        operands->poison();
+        ours.steps[0]();
+        row.status = with_baseline ? "refused" : "unchecked";
+#ifdef CONVGRAD_BENCH_WITH_CUDNN
+        if (cudnn) {
+          cudnn->enqueue();
+          cudnn->enqueue_bias();
+          stream.synchronize();
+          row.rel_error = max_relative_error(operands->read(operands->ours, d),
+                                             operands->read(operands->theirs, d));
+          if (d == Direction::wgrad && cudnn->has_bias_pass()) {
+            const double db_error = max_relative_error(operands->read_bias_gradient(operands->ours),
+                                                       cudnn->bias_gradient());
+            if (std::isnan(db_error) || db_error > row.rel_error) row.rel_error = db_error;
+          }
+          row.status = within(row.rel_error, gpu_wrong_above(p)) ? "ok" : "WRONG";
+        }
+#endif
+        time_on_stream(sides, warmup, reps, stream);
+        row.ours = summarize_times(ours.ms[0]);
+        if (sides.size() > 1) {
+          row.baseline = summarize_times(sides[1]->ms[0]);
+          if (sides[1]->ms.size() > 1) row.baseline_bias = summarize_times(sides[1]->ms[1]);
+        }
+      } catch (const std::exception& error) {
+        // One layer that cannot run is a row of the report, not the end of it.
+        row.status = "error";
+        row.note = error.what();
+        row.ours.reset();
+        row.baseline.reset();
+        row.baseline_bias.reset();
+        try {
+          stream.synchronize();
+        } catch (const std::exception&) {
+          // A sticky device error: the next rows report it too.
+        }
+      }
+      print_gpu_row_end(row, with_baseline, gemm.tflops);
+    }
+  }
+
+  std::map<Direction, Summary> summaries, summaries_bias;
+  for (const Direction d : directions) {
+    summaries[d] = summarize_direction(rows, d);
+    summaries_bias[d] = summarize_direction(rows, d, true);
+  }
+  if (with_baseline) {
+    std::printf(
+        "\nratio = our median time / cuDNN's convolution alone (ratio+b: / its convolution and "
+        "bias pass); lower is better; geometric mean over the rows where both ran and agreed:\n");
+    for (const Direction d : directions) {
+      const Summary& s = summaries[d];
+      std::printf("%-5s  geomean %s over %d of %d rows; %d at or below 1.00; best %s, worst %s",
+                  std::string(to_string(d)).c_str(),
+                  s.comparable ? fixed(s.geomean, 3).c_str() : "-", s.comparable, s.rows,
+                  s.at_most_one, s.comparable ? fixed(s.best, 2).c_str() : "-",
+                  s.comparable ? fixed(s.worst, 2).c_str() : "-");
+      const Summary& b = summaries_bias[d];
+      if (b.comparable) std::printf("; with bias pass: geomean %s", fixed(b.geomean, 3).c_str());
+      std::printf("\n");
+    }
+  }
+
+  int wrong = 0, errors = 0;
+  for (const Row& row : rows) {
+    wrong += row.status == "WRONG";
+    errors += row.status == "error";
+  }
+  if (wrong + errors > 0) {
+    std::printf("%d row%s WRONG (rel error against cuDNN above %s), %d could not run\n", wrong,
+                wrong == 1 ? "" : "s", scientific(gpu_wrong_above(rows.front().problem), 0).c_str(),
+                errors);
+  }
+
+  if (!args.json.empty()) {
+    const double peak_gflops = 1000 * gemm.tflops;
+    Json json;
+    json["schema"] = "convgrad-bench/1";
+    json["date"] = date;
+    json["command"] = command_line();
+    json["machine"] = {{"cpu", machine.cpu},
+                       {"logical_cpus", machine.logical_cpus},
+                       {"isa", machine.isa},
+                       {"load_average_start", load_average()},
+                       {"load_average_end", load_average()}};
+    json["gpu"] = {{"name", gpu.name},
+                   {"compute_capability", std::to_string(gpu.compute_major) + "." +
+                                              std::to_string(gpu.compute_minor)},
+                   {"multiprocessors", gpu.multiprocessors},
+                   {"memory_gib", gpu.memory_gib},
+                   {"l2_mib", gpu.l2_mib},
+                   {"driver_cuda", gpu.driver},
+                   {"runtime_cuda", gpu.runtime},
+                   {"cublas", gpu.cublas},
+                   {"copy_gbps", copy.gbps}};
+    json["build"] = {{"commit", machine.commit},
+                     {"build_type", machine.build_type},
+                     {"compiler", machine.compiler}};
+    json["peak"] = {{"probe", "gemm"},
+                    {"what", gemm.what},
+                    {"n", gemm.n},
+                    {"median_ms", gemm.median_ms},
+                    {"gflops", peak_gflops},
+                    {"tflops", gemm.tflops}};
+    json["settings"] = {
+        {"backend", "cuda"},
+        {"kernel", args.kernel},
+        {"baseline", with_baseline ? Json(baseline_name) : Json(nullptr)},
+        {"reps", reps},
+        {"warmup", warmup},
+        {"timing", "CUDA events around each call, back to back on one stream, interleaved"},
+        {"seed", args.seed},
+        {"dtype", args.dtype},
+        {"storage", std::string(to_string(storage))},
+        {"math", std::string(to_string(math))},
+        {"layout", "NHWC images, KRSC weights (cuDNN: NHWC filter format), on both sides"},
+        {"wrong_above", rows.empty() ? 0.0 : gpu_wrong_above(rows.front().problem)}};
+    Json results = Json::array();
+    for (const Row& row : rows) {
+      results.push_back(
+          {{"layer", row.layer},
+           {"problem", to_string(row.problem)},
+           {"direction", std::string(to_string(row.direction))},
+           {"flop", row.flop},
+           {"kernel", row.kernel},
+           {"ours", timing_json(row.ours, row.flop, peak_gflops)},
+           {"baseline", timing_json(row.baseline, row.flop, peak_gflops)},
+           {"baseline_with_bias", timing_json(row.baseline_bias, row.flop, peak_gflops)},
+           {"baseline_impl", row.baseline_impl},
+           {"ratio", row.ours && row.baseline ? Json(row.ratio()) : Json(nullptr)},
+           {"ratio_with_bias",
+            row.ours && row.baseline_bias ? Json(row.ratio_with_bias()) : Json(nullptr)},
+           {"rel_error", std::isnan(row.rel_error) ? Json(nullptr) : Json(row.rel_error)},
+           {"status", row.status},
+           {"note", row.note}});
+    }
+    json["results"] = results;
+    Json summary = Json::object();
+    for (const auto& [d, s] : summaries) {
+      const Summary& b = summaries_bias[d];
+      summary[std::string(to_string(d))] = {
+          {"geomean_ratio", s.comparable ? Json(s.geomean) : Json(nullptr)},
+          {"rows", s.rows},
+          {"compared", s.comparable},
+          {"at_most_1", s.at_most_one},
+          {"geomean_ratio_with_bias", b.comparable ? Json(b.geomean) : Json(nullptr)}};
+    }
+    json["summary"] = summary;
+    std::ofstream out(args.json, std::ios::binary | std::ios::trunc);
+    out << json.dump(2) << "\n";
+    out.close();
+    if (!out) throw FormatError("--json " + args.json + ": cannot write the file");
+    std::printf("wrote %s\n", args.json.c_str());
+  }
+  return wrong + errors > 0 ? kExitFail : kExitPass;
+}
+#endif  // CONVGRAD_BENCH_WITH_CUDA
+
 }  // namespace
 
 Command add_bench_command(CLI::App& parent) {
   auto args = std::make_shared<BenchArgs>();
   CLI::App* app = parent.add_subcommand(
-      "bench", "Time our kernels against oneDNN, layer by layer, in one process");
+      "bench", "Time our kernels against oneDNN or cuDNN, layer by layer, in one process");
   app->footer(
       "For each problem (or row of --layers) and direction: our median time and p10/p90 over\n"
       "--reps runs after --warmup runs, GFLOP/s (flop_count), % of the peak the bench measures\n"
@@ -599,34 +1038,51 @@ Command add_bench_command(CLI::App& parent) {
       "call, after a correctness check (rel error above 1e-3 marks the row WRONG); the ratio is\n"
       "ours / oneDNN (lower is better), summarised by its geometric mean per direction.\n"
       "--threads N (before or after `bench`) sets the threads of both sides.\n"
+      "With --backend cuda: buffers in device memory, --baseline cudnn (the same buffers), CUDA\n"
+      "events around calls enqueued back to back (defaults: 100 runs after 10), TFLOP/s and %\n"
+      "of a cuBLAS GEMM in the same precision (--dtype bf16|f16|tf32|f32); cuDNN's time is\n"
+      "given without and with its bias pass.\n"
       "Exit codes: 0 done, 1 a row WRONG or unable to run, 2 usage error, 3 could not run.\n"
       "Examples:\n"
       "  convgrad bench --layers layers-cpu.csv --baseline onednn --threads 2 --json out.json\n"
+      "  convgrad bench --backend cuda --layers layers-gpu.csv --baseline cudnn --dtype bf16\n"
       "  convgrad bench mb8ic32ih28oc64oh28kh3ph1 --dir dgrad --reps 50");
   app->add_option("problems", args->problems, "Problems in benchdnn syntax");
   app->add_option("--layers", args->layers, "Layer CSV file: bench every row")
       ->check(CLI::ExistingFile);
-  app->add_option("--backend", args->backend, "Backend to time (CPU backends)")
-      ->check(CLI::IsMember({"cpu", "ref"}))
+  app->add_option("--backend", args->backend, "Backend to time")
+      ->check(CLI::IsMember({"cpu", "ref", "cuda"}))
       ->capture_default_str();
   app->add_option("--kernel", args->kernel, "Glob over our kernel names, e.g. 'cpu.dgrad.*'");
-  app->add_option("--baseline", args->baseline, "What to compare with: onednn or none")
-      ->check(CLI::IsMember({"onednn", "none"}))
+  app->add_option("--baseline", args->baseline,
+                  "What to compare with: onednn (CPU), cudnn (--backend cuda) or none")
+      ->check(CLI::IsMember({"onednn", "cudnn", "none"}))
       ->capture_default_str();
   app->add_option("--dir", args->directions, "Directions, comma-separated")
       ->delimiter(',')
       ->allow_extra_args(false)  // `--dir dgrad PROBLEM`: the problem is not a direction
       ->check(CLI::IsMember({"fprop", "dgrad", "wgrad"}))
       ->capture_default_str();
-  app->add_option("--reps", args->reps, "Timed runs per side, direction and layer")
-      ->check(CLI::PositiveNumber)
+  args->reps_option =
+      app->add_option("--reps", args->reps, "Timed runs per side, direction and layer (cuda: 100)")
+          ->check(CLI::PositiveNumber)
+          ->capture_default_str();
+  args->warmup_option =
+      app->add_option("--warmup", args->warmup, "Untimed runs per side before them (cuda: 10)")
+          ->check(CLI::NonNegativeNumber)
+          ->capture_default_str();
+  app->add_option("--dtype", args->dtype,
+                  "Precision (--backend cuda): bf16, f16 (storage; fp32 accumulation), tf32 (f32 "
+                  "storage, MathMode::tf32), f32")
+      ->check(CLI::IsMember({"bf16", "f16", "tf32", "f32"}))
       ->capture_default_str();
-  app->add_option("--warmup", args->warmup, "Untimed runs per side before them")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
+  args->math_option = app->add_option("--math", args->math,
+                                      "Our math mode with --dtype f32 (cuDNN's stays fp32 FMA)")
+                          ->check(CLI::IsMember({"exact_fp32", "fp32_accurate"}))
+                          ->capture_default_str();
   app->add_option("--gap-ms", args->gap_ms,
                   "Pause before each call, so that the other side's idle threads stop spinning "
-                  "(libgomp spins a few ms after each oneDNN call)")
+                  "(libgomp spins a few ms after each oneDNN call); CPU only")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app->add_option("--pause", args->pause,
