@@ -5,9 +5,17 @@
 
 #include <array>
 #include <string>
+#include <vector>
 
 #include "cuda/backend.hpp"
 #include "cuda/direct.hpp"
+#include "cuda/depthwise.hpp"
+#include "cuda/few_channel.hpp"
+#include "cuda/grouped.hpp"
+#include "cuda/wgrad_split.hpp"
+#if CONVGRAD_WITH_CUTLASS
+#include "cuda/tc/tensor_core.hpp"
+#endif
 
 namespace convgrad::cuda {
 namespace {
@@ -44,13 +52,36 @@ bool device_present(std::string* reason) {
 
 std::optional<std::string> accepts_all(const ConvProblem&) { return std::nullopt; }
 
-constexpr std::array<core::KernelInfo, 3> kernel_list{{
+constexpr std::array<core::KernelInfo, 12> kernel_list{{
+    // Depthwise, grouped and few-channel kernels, then the generic split wgrad (issue #4).
+    {"cuda.fprop.depthwise.simt.any", Direction::fprop, depthwise_rejects, depthwise_fprop},
+    {"cuda.dgrad.depthwise.simt.any", Direction::dgrad, depthwise_rejects, depthwise_dgrad},
+    {"cuda.wgrad.depthwise.simt.any", Direction::wgrad, depthwise_rejects, depthwise_wgrad},
+    {"cuda.fprop.grouped.simt.any", Direction::fprop, grouped_rejects_fprop, grouped_fprop},
+    {"cuda.dgrad.grouped.simt.any", Direction::dgrad, grouped_rejects_dgrad, grouped_dgrad},
+    {"cuda.wgrad.grouped.simt.any", Direction::wgrad, grouped_rejects_wgrad, grouped_wgrad},
+    {"cuda.fprop.few_channel.simt.any", Direction::fprop, few_channel_rejects_fprop,
+     few_channel_fprop},
+    {"cuda.dgrad.few_channel.simt.any", Direction::dgrad, few_channel_rejects_dgrad,
+     few_channel_dgrad},
+    {"cuda.wgrad.split.simt.any", Direction::wgrad, wgrad_split_rejects, wgrad_split},
     {"cuda.fprop.direct.any.any", Direction::fprop, accepts_all, fprop_direct},
     {"cuda.dgrad.direct.any.any", Direction::dgrad, accepts_all, dgrad_direct},
     {"cuda.wgrad.direct.any.any", Direction::wgrad, accepts_all, wgrad_direct},
 }};
 
-std::span<const core::KernelInfo> kernels() { return kernel_list; }
+std::span<const core::KernelInfo> kernels() {
+  static const std::vector<core::KernelInfo> list = [] {
+    std::vector<core::KernelInfo> all;
+#if CONVGRAD_WITH_CUTLASS
+    const std::span<const core::KernelInfo> tensor_core = tc::kernels();
+    all.insert(all.end(), tensor_core.begin(), tensor_core.end());
+#endif
+    all.insert(all.end(), kernel_list.begin(), kernel_list.end());
+    return all;
+  }();
+  return list;
+}
 
 }  // namespace
 

@@ -96,7 +96,7 @@ void stencil_block(const DepthwisePack<V>& pack, const ConvProblem& p, const flo
 }
 
 /// Pixels [0, npx) of one output row: border pixels check each tap, the interior (where every
-/// tap is valid) runs four pixels at a time so that each weight load feeds four FMAs.
+/// tap is valid) runs eight or four pixels at a time so that each weight load feeds as many FMAs.
 template <class V, bool kExpand>
 void stencil_row(const DepthwisePack<V>& pack, const ConvProblem& p, const float* in,
                  std::int64_t in_step, const StencilTap* taps, std::int64_t ntaps, std::int64_t npx,
@@ -111,6 +111,10 @@ void stencil_row(const DepthwisePack<V>& pack, const ConvProblem& p, const float
   std::int64_t u = 0;
   for (; u < lo; ++u) {
     stencil_block<V, kExpand, 1, true>(pack, p, in, in_step, taps, ntaps, u, out, out_step, bias);
+  }
+  // Eight independent accumulators cover the FMA latency on two pipes; four left half idle.
+  for (; u + 8 <= hi; u += 8) {
+    stencil_block<V, kExpand, 8, false>(pack, p, in, in_step, taps, ntaps, u, out, out_step, bias);
   }
   for (; u + 4 <= hi; u += 4) {
     stencil_block<V, kExpand, 4, false>(pack, p, in, in_step, taps, ntaps, u, out, out_step, bias);

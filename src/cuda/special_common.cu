@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <utility>
+
+#include "cuda/check.hpp"
+#include "cuda/special_common.cuh"
+#include "cuda/stream.hpp"
+
+namespace convgrad::cuda::special {
+
+bool vector_ok(const TensorView& view, int vec) {
+  const auto bytes = static_cast<std::uintptr_t>(vec) * size_of(view.type);
+  return view.strides[3] == 1 && view.strides[0] % vec == 0 && view.strides[1] % vec == 0 &&
+         view.strides[2] % vec == 0 && reinterpret_cast<std::uintptr_t>(view.data) % bytes == 0;
+}
+
+std::optional<std::string> reject_mixed_image_types(const ConvProblem& problem) {
+  if (problem.x_type != problem.y_type) {
+    return std::string("x and y storage types differ (") + std::string(to_string(problem.x_type)) +
+           ", " + std::string(to_string(problem.y_type)) + "): the direct kernels take mixes";
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+__global__ void reduce_kernel(const float* partials, std::int64_t splits, std::int64_t split_floats,
+                              std::int64_t k, std::int64_t r, std::int64_t s, std::int64_t cg,
+                              void* dw, DataType dw_type, std::int64_t w0, std::int64_t w1,
+                              std::int64_t w2, std::int64_t w3, float* db, std::int64_t b0,
+                              bool accumulate, std::int64_t total) {
+  const std::int64_t dw_count = k * r * s * cg;
+  for (std::int64_t e = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+       e < total; e += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    float sum = 0.0f;
+    for (std::int64_t split = 0; split < splits; ++split) sum += partials[split * split_floats + e];
+    if (e < dw_count) {
+      const std::int64_t c = e % cg;
+      std::int64_t t = e / cg;
+      const std::int64_t si = t % s;
+      t /= s;
+      const std::int64_t ri = t % r;
+      const std::int64_t ki = t / r;
+      const std::int64_t at = ki * w0 + ri * w1 + si * w2 + c * w3;
+      store_any(dw, dw_type, at, accumulate ? load_any(dw, dw_type, at) + sum : sum);
+    } else {
+      float* out = db + (e - dw_count) * b0;
+      *out = accumulate ? *out + sum : sum;
+    }
+  }
+}
+
+struct Block {
+  float* data = nullptr;
+  std::size_t count = 0;
+};
+
+std::mutex& workspace_mutex() {
+  static std::mutex mutex;
+  return mutex;
+}
+
+// Never freed: the blocks live as long as the process, like a cached allocator's pool, and
+// freeing them from a static destructor could run after the CUDA runtime has shut down.
+std::map<std::pair<int, cudaStream_t>, Block>& workspace_blocks() {
+  static auto* blocks = new std::map<std::pair<int, cudaStream_t>, Block>();
+  return *blocks;
+}
+
+}  // namespace
+
+float* workspace(std::size_t count) {
+  int device = 0;
+  CONVGRAD_CUDA_CHECK(cudaGetDevice(&device));
+  const std::lock_guard<std::mutex> lock(workspace_mutex());
+  Block& block = workspace_blocks()[{device, current_stream()}];
+  if (block.count < count) {
+    if (block.data != nullptr) CONVGRAD_CUDA_CHECK(cudaFree(block.data));
+    block.data = nullptr;
+    block.count = 0;
+    // Round up so that a run of slightly growing problems does not reallocate every time.
+    const std::size_t grown = count + count / 4 + 1024;
+    void* data = nullptr;
+    CONVGRAD_CUDA_CHECK(cudaMalloc(&data, grown * sizeof(float)));
+    block.data = static_cast<float*>(data);
+    block.count = grown;
+  }
+  return block.data;
+}
+
+void reduce_wgrad_partials(const ConvProblem& p, const core::Operands& o, const float* partials,
+                           std::int64_t splits, std::int64_t split_floats, bool accumulate) {
+  const bool bias = !o.b.empty();
+  const std::int64_t total = p.k * p.r * p.s * p.c_per_group() + (bias ? p.k : 0);
+  constexpr int threads = 256;
+  const std::int64_t blocks =
+      std::clamp<std::int64_t>((total + threads - 1) / threads, 1, std::int64_t{1} << 20);
+  reduce_kernel<<<static_cast<unsigned>(blocks), threads, 0, current_stream()>>>(
+      partials, splits, split_floats, p.k, p.r, p.s, p.c_per_group(), o.w.data, o.w.type,
+      o.w.strides[0], o.w.strides[1], o.w.strides[2], o.w.strides[3],
+      bias ? static_cast<float*>(o.b.data) : nullptr, bias ? o.b.strides[0] : 0, accumulate,
+      total);
+}
+
+int multiprocessors() {
+  int device = 0;
+  CONVGRAD_CUDA_CHECK(cudaGetDevice(&device));
+  static std::mutex mutex;
+  static std::map<int, int> counts;
+  const std::lock_guard<std::mutex> lock(mutex);
+  auto it = counts.find(device);
+  if (it == counts.end()) {
+    int count = 0;
+    CONVGRAD_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
+    it = counts.emplace(device, count).first;
+  }
+  return it->second;
+}
+
+}  // namespace convgrad::cuda::special

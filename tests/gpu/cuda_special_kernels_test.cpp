@@ -1,0 +1,404 @@
+// SPDX-License-Identifier: Apache-2.0
+// The depthwise, grouped, few-channel and split-wgrad kernels of the cuda backend, each forced by
+// name (RunOptions::kernel) so that the test checks that kernel and not a fallback, against the
+// reference on random problems of its class: float32, float16 and bfloat16 storage in turn, one
+// problem in four through strided views, outputs poisoned with NaN, wgrad run twice (bit for bit
+// the same) and once more accumulating into non-zero dw and db. Every rejects() reason is
+// exercised. CONVGRAD_GPU_PROBLEMS scales the suites down (compute-sanitizer runs).
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "convgrad/errors.hpp"
+#include "convgrad/functional.hpp"
+#include "convgrad/problem.hpp"
+#include "gpu/gpu_support.hpp"
+#include "support/oracle_support.hpp"
+#include "support/tensors.hpp"
+
+namespace convgrad {
+namespace {
+
+using test::DeviceMirror;
+using test::Layout;
+using test::StridedTensor;
+
+// fp32 accumulation in different orders over at most a few thousand terms of uniform data.
+constexpr double kFp32Tolerance = 1e-5;
+// 16-bit storage: each side rounds its output once (2^-8 of the value in bfloat16).
+constexpr double kLowPrecisionTolerance = 1e-2;
+
+std::int64_t problem_count(std::int64_t wanted) {
+  if (const char* env = std::getenv("CONVGRAD_GPU_PROBLEMS")) {
+    const long long value = std::atoll(env);
+    if (value > 0) return value;
+  }
+  return wanted;
+}
+
+RunOptions on(const char* backend, const std::string& kernel = {}, bool accumulate = false) {
+  RunOptions options;
+  options.backend = backend;
+  options.kernel = kernel;
+  options.accumulate = accumulate;
+  return options;
+}
+
+std::int64_t uniform(std::mt19937_64& rng, std::int64_t lo, std::int64_t hi) {
+  return std::uniform_int_distribution<std::int64_t>(lo, hi)(rng);
+}
+
+std::array<std::int64_t, 4> image_dims(const ConvProblem& p) { return {p.n, p.h, p.w, p.c}; }
+std::array<std::int64_t, 4> filter_dims(const ConvProblem& p) {
+  return {p.k, p.r, p.s, p.c_per_group()};
+}
+std::array<std::int64_t, 4> output_dims(const ConvProblem& p) { return {p.n, p.p, p.q, p.k}; }
+std::array<std::int64_t, 4> bias_dims(const ConvProblem& p) { return {p.k, 1, 1, 1}; }
+
+// Channel counts that are often whole 16-byte vectors (the vectorised paths) and often not.
+std::int64_t channels(std::mt19937_64& rng, std::int64_t most) {
+  return uniform(rng, 0, 1) == 0 ? 8 * uniform(rng, 1, most / 8) : uniform(rng, 1, most);
+}
+
+// Geometry (sizes, stride, dilation, pads, negative ones too) from the shared draw, channels of
+// the kernel class: the channel counts and groups do not enter p, q or the pad rules.
+enum class Kind { depthwise, grouped, few_channel, any };
+
+ConvProblem draw(std::mt19937_64& rng, Kind kind, std::size_t index) {
+  test::DrawSpec spec;
+  spec.max_size = 16;
+  spec.max_channels = 40;
+  ConvProblem p = test::draw_problem(rng, spec, index);
+  switch (kind) {
+    case Kind::depthwise: {
+      p.c = channels(rng, 40);
+      p.groups = static_cast<std::int32_t>(p.c);
+      p.k = p.c * (uniform(rng, 0, 2) == 0 ? uniform(rng, 2, 3) : 1);
+      break;
+    }
+    case Kind::grouped: {
+      p.groups = static_cast<std::int32_t>(uniform(rng, 2, 8));
+      p.c = p.groups * (uniform(rng, 0, 2) == 0 ? 8 : uniform(rng, 2, 12));
+      p.k = p.groups * channels(rng, 16);
+      break;
+    }
+    case Kind::few_channel: {
+      p.groups = 1;
+      p.c = uniform(rng, 1, 4);
+      p.k = channels(rng, 72);
+      break;
+    }
+    case Kind::any: {
+      // The shared draw's mix (dense, grouped, depthwise), with wide filter counts now and then
+      // for the 64-row tiles.
+      if (p.groups == 1 && uniform(rng, 0, 2) == 0) p.k = uniform(rng, 48, 100);
+      break;
+    }
+  }
+  constexpr std::array<DataType, 3> types{DataType::float32, DataType::float16,
+                                          DataType::bfloat16};
+  p.x_type = p.w_type = p.y_type = types[index % 3];
+  return p;
+}
+
+bool check(const char* name, const StridedTensor& got_tensor, const StridedTensor& want_tensor,
+           double tolerance, double& max_error) {
+  const std::vector<float> got = got_tensor.gather();
+  const std::vector<float> want = want_tensor.gather();
+  const double error = test::relative_error(got, want);
+  max_error = std::max(max_error, error);
+  const std::int64_t unwritten = test::count_nan(got);
+  const std::int64_t outside = got_tensor.outside_written();
+  EXPECT_EQ(unwritten, 0) << name << ": the kernel left elements unwritten";
+  EXPECT_EQ(outside, 0) << name << ": the kernel wrote outside its view";
+  EXPECT_LE(error, tolerance) << name << ": relative error to the reference";
+  return unwritten == 0 && outside == 0 && error <= tolerance;
+}
+
+bool same_bits(const StridedTensor& a, const StridedTensor& b) {
+  const std::vector<float> x = a.gather(), y = b.gather();
+  return x.size() == y.size() && std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0;
+}
+
+// The kernels a suite forces, by glob; empty leaves that direction out.
+struct Forced {
+  std::string fprop, dgrad, wgrad;
+};
+
+void run_suite(const char* name, std::uint64_t salt, Kind kind, const Forced& forced,
+               std::int64_t wanted) {
+  const std::int64_t problems = problem_count(wanted);
+  std::mt19937_64 rng = test::make_rng(salt);
+  std::int64_t ran = 0, redrawn = 0, strided = 0, failures = 0;
+  double max_error = 0.0;
+  const TensorView none{};
+  for (std::size_t index = 0; ran < problems && failures < 10; ++index) {
+    const ConvProblem p = draw(rng, kind, index);
+    const Layout layout = index % 4 == 3 ? Layout::strided : Layout::dense;
+    SCOPED_TRACE(test::describe(p) + (layout == Layout::strided ? " [strided views]" : "") + "; " +
+                 test::repro_hint());
+    const double tolerance =
+        p.x_type == DataType::float32 ? kFp32Tolerance : kLowPrecisionTolerance;
+
+    StridedTensor x(p.x_type, image_dims(p), layout, rng);
+    StridedTensor w(p.w_type, filter_dims(p), layout, rng);
+    StridedTensor b(DataType::float32, bias_dims(p), layout, rng);
+    StridedTensor dy(p.y_type, output_dims(p), layout, rng);
+    for (StridedTensor* t : {&x, &w, &b, &dy}) t->fill_uniform(rng);
+    const auto make = [&](DataType type, const std::array<std::int64_t, 4>& dims) {
+      return StridedTensor(type, dims, layout, rng);
+    };
+    StridedTensor ref_y = make(p.y_type, output_dims(p)), ref_dx = make(p.x_type, image_dims(p));
+    StridedTensor ref_dw = make(p.w_type, filter_dims(p)), ref_db = make(DataType::float32, bias_dims(p));
+    StridedTensor ref_dw_acc = make(p.w_type, filter_dims(p));
+    StridedTensor ref_db_acc = make(DataType::float32, bias_dims(p));
+    ref_dw_acc.fill_uniform(rng);
+    ref_db_acc.fill_uniform(rng);
+    StridedTensor y = make(p.y_type, output_dims(p)), dx = make(p.x_type, image_dims(p));
+    StridedTensor dw = make(p.w_type, filter_dims(p)), db = make(DataType::float32, bias_dims(p));
+    StridedTensor dw2 = make(p.w_type, filter_dims(p)), db2 = make(DataType::float32, bias_dims(p));
+    StridedTensor dw_acc = make(p.w_type, filter_dims(p));
+    StridedTensor db_acc = make(DataType::float32, bias_dims(p));
+    dw_acc.scatter(ref_dw_acc.gather());
+    db_acc.scatter(ref_db_acc.gather());
+
+    try {
+      const TensorView bias = p.with_bias ? b.view() : none;
+      if (!forced.fprop.empty()) fprop(p, x.view(), w.view(), bias, ref_y.view(), on("ref"));
+      if (!forced.dgrad.empty()) dgrad(p, dy.view(), w.view(), ref_dx.view(), on("ref"));
+      if (!forced.wgrad.empty()) {
+        wgrad(p, x.view(), dy.view(), ref_dw.view(), p.with_bias ? ref_db.view() : none, on("ref"));
+        wgrad(p, x.view(), dy.view(), ref_dw_acc.view(), p.with_bias ? ref_db_acc.view() : none,
+              on("ref", {}, true));
+      }
+    } catch (const std::exception& error) {
+      ADD_FAILURE() << "the reference threw: " << error.what();
+      ++failures;
+      continue;
+    }
+    if ((!forced.fprop.empty() &&
+         test::mostly_zero_where(ref_y.gather(), test::reached(p, Direction::fprop))) ||
+        (!forced.dgrad.empty() &&
+         test::mostly_zero_where(ref_dx.gather(), test::reached(p, Direction::dgrad))) ||
+        (!forced.wgrad.empty() &&
+         test::mostly_zero_where(ref_dw.gather(), test::reached(p, Direction::wgrad)))) {
+      ++redrawn;  // windows wholly in the padding: draw another
+      continue;
+    }
+
+    try {
+      const DeviceMirror gx(x), gw(w), gb(b), gdy(dy);
+      DeviceMirror gy(y), gdx(dx), gdw(dw), gdb(db), gdw2(dw2), gdb2(db2), gdw_acc(dw_acc),
+          gdb_acc(db_acc);
+      for (DeviceMirror* out : {&gy, &gdx, &gdw, &gdb, &gdw2, &gdb2}) out->poison();
+      if (!forced.fprop.empty()) {
+        fprop(p, gx.view(), gw.view(), p.with_bias ? gb.view() : none, gy.view(),
+              on("cuda", forced.fprop));
+      }
+      if (!forced.dgrad.empty()) {
+        dgrad(p, gdy.view(), gw.view(), gdx.view(), on("cuda", forced.dgrad));
+      }
+      if (!forced.wgrad.empty()) {
+        wgrad(p, gx.view(), gdy.view(), gdw.view(), p.with_bias ? gdb.view() : none,
+              on("cuda", forced.wgrad));
+        wgrad(p, gx.view(), gdy.view(), gdw2.view(), p.with_bias ? gdb2.view() : none,
+              on("cuda", forced.wgrad));
+        wgrad(p, gx.view(), gdy.view(), gdw_acc.view(), p.with_bias ? gdb_acc.view() : none,
+              on("cuda", forced.wgrad, true));
+      }
+      gy.download(y);
+      gdx.download(dx);
+      gdw.download(dw);
+      gdb.download(db);
+      gdw2.download(dw2);
+      gdb2.download(db2);
+      gdw_acc.download(dw_acc);
+      gdb_acc.download(db_acc);
+    } catch (const std::exception& error) {
+      ADD_FAILURE() << "the cuda backend threw: " << error.what();
+      ++failures;
+      continue;
+    }
+    ++ran;
+    strided += layout == Layout::strided;
+    bool ok = true;
+    if (!forced.fprop.empty()) ok &= check("fprop y", y, ref_y, tolerance, max_error);
+    if (!forced.dgrad.empty()) ok &= check("dgrad dx", dx, ref_dx, tolerance, max_error);
+    if (!forced.wgrad.empty()) {
+      ok &= check("wgrad dw", dw, ref_dw, tolerance, max_error);
+      ok &= check("wgrad dw (accumulate)", dw_acc, ref_dw_acc, tolerance, max_error);
+      const bool repeat = same_bits(dw, dw2);
+      EXPECT_TRUE(repeat) << "wgrad dw differs between two runs";
+      ok &= repeat;
+      if (p.with_bias) {
+        ok &= check("wgrad db", db, ref_db, tolerance, max_error);
+        ok &= check("wgrad db (accumulate)", db_acc, ref_db_acc, tolerance, max_error);
+        const bool repeat_db = same_bits(db, db2);
+        EXPECT_TRUE(repeat_db) << "wgrad db differs between two runs";
+        ok &= repeat_db;
+      }
+    }
+    if (!ok) ++failures;
+  }
+  std::cout << "[cuda special kernels] " << name << ": " << ran << " problems, " << strided
+            << " through strided views, " << redrawn << " redrawn; largest relative error "
+            << max_error << "\n";
+  EXPECT_LT(failures, 10) << "stopped after 10 failing problems";
+  EXPECT_GE(ran, problems);
+}
+
+TEST(CudaSpecialKernels, Depthwise) {
+  CONVGRAD_REQUIRE_CUDA();
+  run_suite("Depthwise", 0x5e1a01, Kind::depthwise,
+            {"cuda.fprop.depthwise.*", "cuda.dgrad.depthwise.*", "cuda.wgrad.depthwise.*"}, 300);
+}
+
+TEST(CudaSpecialKernels, Grouped) {
+  CONVGRAD_REQUIRE_CUDA();
+  run_suite("Grouped", 0x5e1a02, Kind::grouped,
+            {"cuda.fprop.grouped.*", "cuda.dgrad.grouped.*", "cuda.wgrad.grouped.*"}, 300);
+}
+
+TEST(CudaSpecialKernels, FewChannel) {
+  CONVGRAD_REQUIRE_CUDA();
+  run_suite("FewChannel", 0x5e1a03, Kind::few_channel,
+            {"cuda.fprop.few_channel.*", "cuda.dgrad.few_channel.*", "cuda.wgrad.split.*"}, 300);
+}
+
+TEST(CudaSpecialKernels, SplitWgrad) {
+  CONVGRAD_REQUIRE_CUDA();
+  run_suite("SplitWgrad", 0x5e1a04, Kind::any, {"", "", "cuda.wgrad.split.*"}, 300);
+}
+
+// Larger problems than the random draws reach, so that the split reductions use many splits and
+// the vectorised depthwise path runs on full rows: the suite's layers at a small batch.
+TEST(CudaSpecialKernels, LayerShapes) {
+  CONVGRAD_REQUIRE_CUDA();
+  struct Shape {
+    const char* text;
+    bool simt_fprop_dgrad;  // false: a dense layer, whose fprop and dgrad are not ours
+  };
+  const std::vector<Shape> shapes{{"mb2ic96ih30oc96kh3sh2ph1g96", true},
+                                  {"mb2ic24ih20oc24kh3ph1g24", true},
+                                  {"mb1ic3ih40oc16kh7sh2ph3", true},
+                                  {"mb2ic32ih14oc32kh3ph1g4", true},
+                                  {"mb2ic64ih12oc64kh3ph1", false}};
+  std::mt19937_64 rng = test::make_rng(0x5e1a05);
+  for (const Shape& shape : shapes) {
+    for (const DataType type : {DataType::float32, DataType::bfloat16}) {
+      ConvProblem p = parse_problem(shape.text);
+      const std::string fprop_glob = shape.simt_fprop_dgrad ? "cuda.fprop.*.simt.*" : "";
+      const std::string dgrad_glob = shape.simt_fprop_dgrad ? "cuda.dgrad.*.simt.*" : "";
+      p.x_type = p.w_type = p.y_type = type;
+      SCOPED_TRACE(test::describe(p));
+      const double tolerance = type == DataType::float32 ? kFp32Tolerance : kLowPrecisionTolerance;
+      StridedTensor x(type, image_dims(p), Layout::dense, rng), w(type, filter_dims(p), Layout::dense, rng);
+      StridedTensor dy(type, output_dims(p), Layout::dense, rng);
+      StridedTensor b(DataType::float32, bias_dims(p), Layout::dense, rng);
+      for (StridedTensor* t : {&x, &w, &dy, &b}) t->fill_uniform(rng);
+      StridedTensor ry(type, output_dims(p), Layout::dense, rng), rdx(type, image_dims(p), Layout::dense, rng);
+      StridedTensor rdw(type, filter_dims(p), Layout::dense, rng), rdb(DataType::float32, bias_dims(p), Layout::dense, rng);
+      StridedTensor gy_(type, output_dims(p), Layout::dense, rng), gdx_(type, image_dims(p), Layout::dense, rng);
+      StridedTensor gdw_(type, filter_dims(p), Layout::dense, rng), gdb_(DataType::float32, bias_dims(p), Layout::dense, rng);
+      fprop(p, x.view(), w.view(), b.view(), ry.view(), on("ref"));
+      dgrad(p, dy.view(), w.view(), rdx.view(), on("ref"));
+      wgrad(p, x.view(), dy.view(), rdw.view(), rdb.view(), on("ref"));
+      {
+        const DeviceMirror gx(x), gw(w), gb(b), gdy(dy);
+        DeviceMirror gy(gy_), gdx(gdx_), gdw(gdw_), gdb(gdb_);
+        for (DeviceMirror* out : {&gy, &gdx, &gdw, &gdb}) out->poison();
+        fprop(p, gx.view(), gw.view(), gb.view(), gy.view(), on("cuda", fprop_glob));
+        dgrad(p, gdy.view(), gw.view(), gdx.view(), on("cuda", dgrad_glob));
+        wgrad(p, gx.view(), gdy.view(), gdw.view(), gdb.view(), on("cuda", "cuda.wgrad.*.simt.*"));
+        gy.download(gy_);
+        gdx.download(gdx_);
+        gdw.download(gdw_);
+        gdb.download(gdb_);
+      }
+      double max_error = 0.0;
+      check("fprop y", gy_, ry, tolerance, max_error);
+      check("dgrad dx", gdx_, rdx, tolerance, max_error);
+      check("wgrad dw", gdw_, rdw, tolerance, max_error);
+      check("wgrad db", gdb_, rdb, tolerance, max_error);
+    }
+  }
+}
+
+// Each reason a kernel gives for passing a problem over, through the dispatcher's message when
+// that kernel is forced.
+void expect_rejected(const std::string& problem_text, Direction direction, const std::string& glob,
+                     const std::string& reason, DataType y_type = DataType::float32) {
+  ConvProblem p = parse_problem(problem_text);
+  p.y_type = y_type;
+  SCOPED_TRACE(problem_text + " " + glob);
+  try {
+    (void)kernel_name(p, direction, on("cuda", glob));
+    ADD_FAILURE() << "the kernel accepted the problem";
+  } catch (const Unsupported& error) {
+    EXPECT_NE(std::string(error.what()).find(reason), std::string::npos) << error.what();
+  }
+}
+
+TEST(CudaSpecialKernels, RejectReasons) {
+  CONVGRAD_REQUIRE_CUDA();
+  const char* mixed = "x and y storage types differ";
+  // Depthwise.
+  expect_rejected("mb1ic8ih8oc8kh3g2", Direction::fprop, "cuda.fprop.depthwise.*", "not depthwise");
+  expect_rejected("mb1ic8ih8oc8kh3g8", Direction::wgrad, "cuda.wgrad.depthwise.*", mixed,
+                  DataType::float16);
+  expect_rejected("mb1ic8ih50oc8kh40kw40g8", Direction::fprop, "cuda.fprop.depthwise.*",
+                  "taps: more than the");
+  expect_rejected("mb1ic2ih8oc4000kh1g2", Direction::dgrad, "cuda.dgrad.depthwise.*",
+                  "channel multiplier");
+  expect_rejected("mb1ic2ih8oc400kh3g2", Direction::dgrad, "cuda.dgrad.depthwise.*",
+                  "do not fit in shared memory");
+  expect_rejected("g805306368mb1ic805306368ih1oc805306368kh1", Direction::fprop,
+                  "cuda.fprop.depthwise.*", "weight slices");
+  expect_rejected("g8mb1ic8ih1073741824iw1oc8kh1", Direction::wgrad, "cuda.wgrad.depthwise.*",
+                  "2^30");
+  expect_rejected("g8mb300000ih100iw100ic8oc8kh3ph1", Direction::fprop, "cuda.fprop.depthwise.*",
+                  "work items");
+  // Grouped.
+  expect_rejected("g2mb300000ih100iw100ic4oc4kh3ph1", Direction::dgrad, "cuda.dgrad.grouped.*",
+                  "work items");
+  expect_rejected("g2mb1ic4ih1073741824iw1oc4kh1", Direction::fprop, "cuda.fprop.grouped.*",
+                  "2^30");
+  expect_rejected("g2mb1ic4ih1073741824iw1oc4kh1", Direction::wgrad, "cuda.wgrad.grouped.*",
+                  "2^30");
+  expect_rejected("mb1ic8ih8oc8kh3", Direction::wgrad, "cuda.wgrad.grouped.*", "not grouped");
+  expect_rejected("mb1ic8ih8oc8kh3g8", Direction::wgrad, "cuda.wgrad.grouped.*", "depthwise");
+  expect_rejected("g2mb1ic262144ih3oc262144kh3", Direction::wgrad, "cuda.wgrad.grouped.*",
+                  "above the grid");
+  expect_rejected("mb1ic8ih8oc8kh3g2", Direction::wgrad, "cuda.wgrad.grouped.*", mixed,
+                  DataType::float16);
+  expect_rejected("mb1ic8ih8oc8kh3", Direction::fprop, "cuda.fprop.grouped.*", "not grouped");
+  expect_rejected("mb1ic8ih8oc8kh3g8", Direction::dgrad, "cuda.dgrad.grouped.*", "depthwise");
+  expect_rejected("mb1ic4096ih8oc64kh7g2", Direction::fprop, "cuda.fprop.grouped.*",
+                  "shared memory");
+  expect_rejected("mb1ic131072ih2oc131072kh1g65536", Direction::fprop, "cuda.fprop.grouped.*",
+                  "exceeds the grid");
+  expect_rejected("mb1ic8ih8oc8kh3g2", Direction::dgrad, "cuda.dgrad.grouped.*", mixed,
+                  DataType::bfloat16);
+  // Few channels.
+  expect_rejected("mb1ic5ih8oc8kh3", Direction::fprop, "cuda.fprop.few_channel.*", "more than the");
+  expect_rejected("mb1ic4ih8oc8kh3g2", Direction::dgrad, "cuda.dgrad.few_channel.*", "grouped");
+  expect_rejected("mb1ic3ih8oc4096kh7", Direction::dgrad, "cuda.dgrad.few_channel.*",
+                  "shared memory");
+  expect_rejected("mb1ic3ih8oc8kh3", Direction::fprop, "cuda.fprop.few_channel.*", mixed,
+                  DataType::float16);
+  // Split wgrad.
+  expect_rejected("mb1ic8ih8oc8kh3", Direction::wgrad, "cuda.wgrad.split.*", mixed,
+                  DataType::bfloat16);
+  expect_rejected("mb1ic1048576ih1oc1048576kh1g1048576", Direction::wgrad, "cuda.wgrad.split.*",
+                  "exceeds the grid");
+}
+
+}  // namespace
+}  // namespace convgrad
