@@ -3,6 +3,7 @@
 // through the scalar definitions, which these match bit for bit.
 #include <immintrin.h>
 
+#include "cpu/kernels/convert_rows.hpp"
 #include "cpu/kernels/entry.hpp"
 
 namespace convgrad::cpu::avx2 {
@@ -42,34 +43,30 @@ __m256 from_storage(const std::uint16_t* p, DataType type) noexcept {
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(raw), 16));
 }
 
+struct Avx2Convert {
+  static constexpr int lanes = 8;
+  static __m256 load(const float* p) noexcept { return _mm256_loadu_ps(p); }
+  static void store(float* p, __m256 v) noexcept { _mm256_storeu_ps(p, v); }
+  static __m256 add(__m256 a, __m256 b) noexcept { return _mm256_add_ps(a, b); }
+  static __m256 from_storage(const std::uint16_t* p, DataType type) noexcept {
+    return avx2::from_storage(p, type);
+  }
+  static void to_storage(__m256 v, DataType type, std::uint16_t* p) noexcept {
+    const __m128i packed = type == DataType::float16 ? to_half(v) : to_bfloat16(v);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), packed);
+  }
+};
+
 }  // namespace
 
 void convert_to_f32(const void* source, DataType type, std::int64_t count,
                     float* destination) noexcept {
-  std::int64_t i = 0;
-  if (type != DataType::float32) {
-    const auto* in = static_cast<const std::uint16_t*>(source);
-    for (; i + 8 <= count; i += 8) _mm256_storeu_ps(destination + i, from_storage(in + i, type));
-  }
-  for (; i < count; ++i) destination[i] = load_as_float(source, type, i);
+  kern::convert_to_f32<Avx2Convert>(source, type, count, destination);
 }
 
 void convert_from_f32(const float* source, std::int64_t count, DataType type, void* destination,
                       bool accumulate) noexcept {
-  std::int64_t i = 0;
-  if (type != DataType::float32) {
-    auto* out = static_cast<std::uint16_t*>(destination);
-    for (; i + 8 <= count; i += 8) {
-      __m256 v = _mm256_loadu_ps(source + i);
-      if (accumulate) v = _mm256_add_ps(from_storage(out + i, type), v);
-      const __m128i packed = type == DataType::float16 ? to_half(v) : to_bfloat16(v);
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), packed);
-    }
-  }
-  for (; i < count; ++i) {
-    const float value = accumulate ? load_as_float(destination, type, i) + source[i] : source[i];
-    store_from_float(destination, type, i, value);
-  }
+  kern::convert_from_f32<Avx2Convert>(source, count, type, destination, accumulate);
 }
 
 }  // namespace convgrad::cpu::avx2

@@ -10,6 +10,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
+#include "cpu/kernels/convert_rows.hpp"
 #include "cpu/kernels/entry.hpp"
 
 namespace convgrad::cpu::avx512 {
@@ -43,34 +44,30 @@ __m512 from_storage(const std::uint16_t* p, DataType type) noexcept {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(raw), 16));
 }
 
+struct Avx512Convert {
+  static constexpr int lanes = 16;
+  static __m512 load(const float* p) noexcept { return _mm512_loadu_ps(p); }
+  static void store(float* p, __m512 v) noexcept { _mm512_storeu_ps(p, v); }
+  static __m512 add(__m512 a, __m512 b) noexcept { return _mm512_add_ps(a, b); }
+  static __m512 from_storage(const std::uint16_t* p, DataType type) noexcept {
+    return avx512::from_storage(p, type);
+  }
+  static void to_storage(__m512 v, DataType type, std::uint16_t* p) noexcept {
+    const __m256i packed = type == DataType::float16 ? to_half(v) : to_bfloat16(v);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), packed);
+  }
+};
+
 }  // namespace
 
 void convert_to_f32(const void* source, DataType type, std::int64_t count,
                     float* destination) noexcept {
-  std::int64_t i = 0;
-  if (type != DataType::float32) {
-    const auto* in = static_cast<const std::uint16_t*>(source);
-    for (; i + 16 <= count; i += 16) _mm512_storeu_ps(destination + i, from_storage(in + i, type));
-  }
-  for (; i < count; ++i) destination[i] = load_as_float(source, type, i);
+  kern::convert_to_f32<Avx512Convert>(source, type, count, destination);
 }
 
 void convert_from_f32(const float* source, std::int64_t count, DataType type, void* destination,
                       bool accumulate) noexcept {
-  std::int64_t i = 0;
-  if (type != DataType::float32) {
-    auto* out = static_cast<std::uint16_t*>(destination);
-    for (; i + 16 <= count; i += 16) {
-      __m512 v = _mm512_loadu_ps(source + i);
-      if (accumulate) v = _mm512_add_ps(from_storage(out + i, type), v);
-      const __m256i packed = type == DataType::float16 ? to_half(v) : to_bfloat16(v);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), packed);
-    }
-  }
-  for (; i < count; ++i) {
-    const float value = accumulate ? load_as_float(destination, type, i) + source[i] : source[i];
-    store_from_float(destination, type, i, value);
-  }
+  kern::convert_from_f32<Avx512Convert>(source, count, type, destination, accumulate);
 }
 
 }  // namespace convgrad::cpu::avx512
