@@ -5,7 +5,13 @@
 // the new weights. The network:
 //
 //   conv 5x5 1->16 (same) - ReLU - maxpool 2x2 - conv 5x5 16->32 (same) - ReLU - maxpool 2x2
-//   - fully connected 7x7x32 -> 10 - softmax cross-entropy (mean over the batch)
+//   - fully connected 7x7x32 -> 128 - ReLU - fully connected 128 -> 10
+//   - softmax cross-entropy (mean over the batch)
+//
+// The defaults (6 epochs, Adam at 0.002 with cosine decay, batch 64, mirrored images, the hidden
+// layer) were chosen on a validation split of the training set (--validation 5000): without
+// the hidden layer and the mirroring the net stalled near 90% after 4 epochs, too close to the
+// 90% the project asks of it.
 //
 // Reads the original IDX files (gzipped or not) of Debian's dataset-fashion-mnist package.
 // Runs on the CPU or, with --device cuda, entirely on a CUDA device: images, states, weights,
@@ -23,9 +29,11 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <numbers>
 #include <numeric>
 #include <optional>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -43,10 +51,14 @@ constexpr std::int64_t kSide = 28, kClasses = 10;
 constexpr float kMean = 0.2860f, kStd = 0.3530f;
 
 struct Options {
-  int epochs = 3;
+  int epochs = 6;
   std::int64_t steps = -1;  // stop after this many steps in all (-1: run every epoch)
   std::int64_t batch = 64;
-  float learning_rate = 1e-3f;
+  float learning_rate = 2e-3f;
+  std::string schedule = "cosine";
+  bool flip = true;
+  std::int64_t validation = 0;  // training images held out to measure accuracy on
+  std::int64_t hidden = 128;    // units of a hidden fully connected layer (0: none)
   std::string save, resume, device = "cpu";
   std::string data = "/usr/share/datasets/fashion-mnist";
   double check_loss_drop = 0.0;  // 0: off
@@ -57,14 +69,26 @@ void usage(std::FILE* out) {
   std::fprintf(
       out,
       "usage: train_fashion_mnist [--epochs N] [--steps N] [--batch N] [--lr F]\n"
+      "         [--schedule cosine|constant] [--augment flip|none] [--hidden N]\n"
+      "         [--validation N]\n"
       "         [--save DIR] [--resume DIR] [--device cpu|cuda] [--data DIR]\n"
       "         [--check-loss-drop F] [--seed N]\n"
-      "  --epochs N           passes over the 60,000 training images (default 3)\n"
+      "  --epochs N           passes over the 60,000 training images (default 6)\n"
       "  --steps N            stop after N steps in all, then evaluate (default: no limit)\n"
       "  --batch N            images per step (default 64)\n"
-      "  --lr F               Adam learning rate (default 0.001)\n"
+      "  --lr F               Adam's (peak) learning rate (default 0.002)\n"
+      "  --schedule S         cosine: the rate falls from --lr to 0 over this run's steps;\n"
+      "                       constant: --lr throughout (default cosine)\n"
+      "  --augment A          flip: mirror each training image left-right with probability\n"
+      "                       1/2; none (default flip)\n"
+      "  --hidden N           a hidden fully connected layer of N units with ReLU before the\n"
+      "                       last one; 0: none (default 128)\n"
+      "  --validation N       hold out N training images (a fixed draw, the same for every\n"
+      "                       --seed) and report the accuracy on them after each epoch;\n"
+      "                       for choosing settings without looking at the test set (default 0)\n"
       "  --save DIR           write each layer's archive and Adam state into DIR after training\n"
-      "  --resume DIR         start from the archives a --save wrote (Adam continues)\n"
+      "  --resume DIR         start from the archives a --save wrote (Adam continues; give\n"
+      "                       the same --hidden; the schedule starts again from --lr)\n"
       "  --device cpu|cuda    where to train (default cpu)\n"
       "  --data DIR           the IDX files (default /usr/share/datasets/fashion-mnist)\n"
       "  --check-loss-drop F  exit 1 unless the mean loss of the last 50 steps is below\n"
@@ -103,6 +127,18 @@ Options parse(int argc, char** argv) {
       o.batch = static_cast<std::int64_t>(number(1));
     } else if (arg == "--lr") {
       o.learning_rate = static_cast<float>(number(0));
+    } else if (arg == "--schedule") {
+      if (value != "cosine" && value != "constant") {
+        bad_option("--schedule must be cosine or constant");
+      }
+      o.schedule = value;
+    } else if (arg == "--augment") {
+      if (value != "flip" && value != "none") bad_option("--augment must be flip or none");
+      o.flip = value == "flip";
+    } else if (arg == "--hidden") {
+      o.hidden = static_cast<std::int64_t>(number(0));
+    } else if (arg == "--validation") {
+      o.validation = static_cast<std::int64_t>(number(0));
     } else if (arg == "--save") {
       o.save = value;
     } else if (arg == "--resume") {
@@ -166,6 +202,30 @@ Split load_split(const std::string& dir, const std::string& prefix) {
     split.labels.push_back(label);
   }
   return split;
+}
+
+// Moves `count` images, drawn with a fixed seed (the same whatever --seed says, so that settings
+// are compared on the same images), from `train` into a validation split.
+Split hold_out(Split& train, std::int64_t count) {
+  if (count >= train.count) {
+    throw std::invalid_argument("--validation " + std::to_string(count) +
+                                " leaves no training images of " + std::to_string(train.count));
+  }
+  std::vector<std::int64_t> order(static_cast<std::size_t>(train.count));
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937 rng(20250101);
+  std::shuffle(order.begin(), order.end(), rng);
+  Split kept, held;
+  for (std::int64_t i = 0; i < train.count; ++i) {
+    const std::int64_t index = order[static_cast<std::size_t>(i)];
+    Split& to = i < count ? held : kept;
+    to.pixels.insert(to.pixels.end(), train.pixels.begin() + index * kSide * kSide,
+                     train.pixels.begin() + (index + 1) * kSide * kSide);
+    to.labels.push_back(train.labels[static_cast<std::size_t>(index)]);
+    ++to.count;
+  }
+  train = std::move(kept);
+  return held;
 }
 
 // --- Layers --------------------------------------------------------------------------------------
@@ -262,12 +322,14 @@ std::shared_ptr<AdamDataSource> make_source(const Device& device,
 
 struct Network {
   Network(const Device& device, const Options& options, std::mt19937& rng)
-      : conv1_source(
+      : hidden(options.hidden),
+        conv1_source(
             make_source(device, ConvolutionDescriptor(5, 5, 1, 16), "conv1", options, rng)),
         conv2_source(
             make_source(device, ConvolutionDescriptor(5, 5, 16, 32), "conv2", options, rng)),
-        fc_source(
-            make_source(device, ConvolutionDescriptor(7, 7, 32, kClasses), "fc", options, rng)),
+        fc_source(make_source(device,
+                              ConvolutionDescriptor(7, 7, 32, hidden > 0 ? hidden : kClasses),
+                              hidden > 0 ? "fc1" : "fc", options, rng)),
         conv1(device, conv1_source),
         conv2(device, conv2_source),
         fc(device, fc_source),
@@ -281,11 +343,23 @@ struct Network {
         loss(device) {
     // Nothing consumes dL/d(input image).
     conv1_gradient.set_gradient_option(GradientOption::gradient_with_weights_and_bias);
+    if (hidden > 0) {
+      fc2_source =
+          make_source(device, ConvolutionDescriptor(1, 1, hidden, kClasses), "fc2", options, rng);
+      fc2.emplace(device, fc2_source);
+      fc2_gradient.emplace(device, fc2_source);
+    }
+  }
+
+  std::vector<AdamDataSource*> sources() const {
+    std::vector<AdamDataSource*> all{conv1_source.get(), conv2_source.get(), fc_source.get()};
+    if (fc2_source) all.push_back(fc2_source.get());
+    return all;
   }
 
   // The logits of `x` (N x 28 x 28 x 1); with `states`, also records what the gradients need.
   struct Forward {
-    Image c1, r1, p1, c2, r2, p2, logits;
+    Image c1, r1, p1, c2, r2, p2, h, rh, logits;
   };
   Forward forward(CommandBuffer& cb, const Image& x, ConvolutionGradientState* states) {
     Forward f;
@@ -295,17 +369,28 @@ struct Network {
     f.c2 = states != nullptr ? conv2.encode(cb, f.p1, states[1]) : conv2.encode(cb, f.p1);
     f.r2 = relu.encode(cb, f.c2);
     f.p2 = pool.encode(cb, f.r2);
-    f.logits = states != nullptr ? fc.encode(cb, f.p2, states[2]) : fc.encode(cb, f.p2);
+    f.h = states != nullptr ? fc.encode(cb, f.p2, states[2]) : fc.encode(cb, f.p2);
+    if (hidden == 0) {
+      f.logits = f.h;
+    } else {
+      f.rh = relu.encode(cb, f.h);
+      f.logits = states != nullptr ? fc2->encode(cb, f.rh, states[3]) : fc2->encode(cb, f.rh);
+    }
     return f;
   }
 
-  // Forward, loss, backward and the three Adam updates, all on one command buffer.
+  // Forward, loss, backward and every layer's Adam update, all on one command buffer.
   SoftmaxCrossEntropyLoss::Result train_step(CommandBuffer& cb, const Image& x,
                                              const std::vector<std::int32_t>& labels) {
-    ConvolutionGradientState states[3];  // new states for every batch, as MPS wants
+    ConvolutionGradientState states[4];  // new states for every batch, as MPS wants
     const Forward f = forward(cb, x, states);
     SoftmaxCrossEntropyLoss::Result result = loss.encode(cb, f.logits, labels);
-    const Image dp2 = fc_gradient.encode(cb, result.gradient, f.p2, states[2]);
+    Image dh = result.gradient;
+    if (hidden > 0) {
+      dh =
+          relu_gradient.encode(cb, fc2_gradient->encode(cb, result.gradient, f.rh, states[3]), f.h);
+    }
+    const Image dp2 = fc_gradient.encode(cb, dh, f.p2, states[2]);
     const Image dc2 = relu_gradient.encode(cb, pool_gradient.encode(cb, dp2, f.r2), f.c2);
     const Image dp1 = conv2_gradient.encode(cb, dc2, f.p1, states[1]);
     const Image dc1 = relu_gradient.encode(cb, pool_gradient.encode(cb, dp1, f.r1), f.c1);
@@ -313,6 +398,7 @@ struct Network {
     update(cb, *conv1_source, conv1, conv1_gradient, states[0]);
     update(cb, *conv2_source, conv2, conv2_gradient, states[1]);
     update(cb, *fc_source, fc, fc_gradient, states[2]);
+    if (hidden > 0) update(cb, *fc2_source, *fc2, *fc2_gradient, states[3]);
     result.gradient = f.logits;  // hand the logits back for the running accuracy
     return result;
   }
@@ -328,26 +414,28 @@ struct Network {
   }
 
   void set_learning_rate(float rate) {
-    for (AdamDataSource* source : {conv1_source.get(), conv2_source.get(), fc_source.get()}) {
-      source->set_learning_rate(rate);
-    }
+    for (AdamDataSource* source : sources()) source->set_learning_rate(rate);
   }
 
   void save(const std::string& dir) const {
     fs::create_directories(dir);
     conv1.save((fs::path(dir) / "conv1.cgarchive").string());
     conv2.save((fs::path(dir) / "conv2.cgarchive").string());
-    fc.save((fs::path(dir) / "fc.cgarchive").string());
-    conv1_source->save_optimizer((fs::path(dir) / "conv1.adam").string());
-    conv2_source->save_optimizer((fs::path(dir) / "conv2.adam").string());
-    fc_source->save_optimizer((fs::path(dir) / "fc.adam").string());
+    fc.save((fs::path(dir) / (fc_source->label() + ".cgarchive")).string());
+    if (fc2) fc2->save((fs::path(dir) / "fc2.cgarchive").string());
+    for (const AdamDataSource* source : sources()) {
+      source->save_optimizer((fs::path(dir) / (source->label() + ".adam")).string());
+    }
   }
 
-  std::shared_ptr<AdamDataSource> conv1_source, conv2_source, fc_source;
+  std::int64_t hidden;
+  std::shared_ptr<AdamDataSource> conv1_source, conv2_source, fc_source, fc2_source;
   Convolution conv1, conv2;
   FullyConnected fc;
   ConvolutionGradient conv1_gradient, conv2_gradient;
   FullyConnectedGradient fc_gradient;
+  std::optional<FullyConnected> fc2;  // with a hidden layer, fc is fc1
+  std::optional<FullyConnectedGradient> fc2_gradient;
   Relu relu;
   ReluGradient relu_gradient;
   MaxPooling pool;
@@ -355,14 +443,24 @@ struct Network {
   SoftmaxCrossEntropyLoss loss;
 };
 
+// With `flip_rng`, each image is mirrored left-right with probability 1/2 (clothes stay clothes
+// in a mirror, so this adds training images without adding steps).
 Image batch_image(const Device& device, const Split& split, const std::vector<std::int64_t>& order,
-                  std::int64_t first, std::int64_t count, std::vector<std::int32_t>& labels) {
+                  std::int64_t first, std::int64_t count, std::vector<std::int32_t>& labels,
+                  std::mt19937* flip_rng = nullptr) {
   std::vector<float> pixels(static_cast<std::size_t>(count * kSide * kSide));
   labels.resize(static_cast<std::size_t>(count));
   for (std::int64_t i = 0; i < count; ++i) {
     const std::int64_t index = order[static_cast<std::size_t>(first + i)];
-    std::copy_n(split.pixels.begin() + index * kSide * kSide, kSide * kSide,
-                pixels.begin() + i * kSide * kSide);
+    const auto from = split.pixels.begin() + index * kSide * kSide;
+    const auto to = pixels.begin() + i * kSide * kSide;
+    if (flip_rng != nullptr && ((*flip_rng)() & 1u) != 0) {
+      for (std::int64_t row = 0; row < kSide; ++row) {
+        std::reverse_copy(from + row * kSide, from + (row + 1) * kSide, to + row * kSide);
+      }
+    } else {
+      std::copy_n(from, kSide * kSide, to);
+    }
     labels[static_cast<std::size_t>(i)] = split.labels[static_cast<std::size_t>(index)];
   }
   Image image(device, ImageDescriptor{kSide, kSide, 1, count});
@@ -408,12 +506,17 @@ int run(const Options& options) {
   std::mt19937 rng(static_cast<std::mt19937::result_type>(options.seed));
   Network net(device, options, rng);
 
-  const Split train = load_split(options.data, "train");
+  Split train = load_split(options.data, "train");
   const Split test = load_split(options.data, "t10k");
+  const Split validation = options.validation > 0 ? hold_out(train, options.validation) : Split{};
+  const std::string held_out =
+      validation.count > 0 ? ", " + std::to_string(validation.count) + " validation" : "";
   std::printf(
-      "Fashion-MNIST: %lld training, %lld test images from %s; device %s, %d hardware threads\n",
-      static_cast<long long>(train.count), static_cast<long long>(test.count), options.data.c_str(),
-      device.name().c_str(), static_cast<int>(std::thread::hardware_concurrency()));
+      "Fashion-MNIST: %lld training%s, %lld test images from %s; device %s, "
+      "%d hardware threads\n",
+      static_cast<long long>(train.count), held_out.c_str(), static_cast<long long>(test.count),
+      options.data.c_str(), device.name().c_str(),
+      static_cast<int>(std::thread::hardware_concurrency()));
   if (!options.resume.empty()) {
     std::printf("resumed from %s (Adam at step %lld)\n", options.resume.c_str(),
                 static_cast<long long>(net.conv1_source->time_step()));
@@ -421,6 +524,27 @@ int run(const Options& options) {
 
   const bool tty = isatty(fileno(stdout)) != 0;
   const std::int64_t steps_per_epoch = train.count / options.batch;  // drops the last partial batch
+  const std::int64_t total_steps =
+      options.steps > 0 ? std::min<std::int64_t>(options.steps, options.epochs * steps_per_epoch)
+                        : options.epochs * steps_per_epoch;
+  const std::string head = options.hidden > 0
+                               ? "fc 1568->" + std::to_string(options.hidden) + ", ReLU, fc " +
+                                     std::to_string(options.hidden) + "->10"
+                               : "fc 1568->10";
+  std::printf(
+      "network: conv 5x5 1->16, ReLU, pool, conv 5x5 16->32, ReLU, pool, %s; "
+      "Adam, lr %g (%s), batch %lld, %d epochs%s, seed %llu\n",
+      head.c_str(), static_cast<double>(options.learning_rate), options.schedule.c_str(),
+      static_cast<long long>(options.batch), options.epochs,
+      options.flip ? ", mirrored images" : "", static_cast<unsigned long long>(options.seed));
+  // Cosine decay over this run's steps (a resumed run starts its own schedule at --lr).
+  const auto rate_at = [&](std::int64_t step) {
+    if (options.schedule == "constant") return options.learning_rate;
+    const double progress = static_cast<double>(step) / static_cast<double>(total_steps);
+    const double scale = 0.5 * (1.0 + std::cos(std::numbers::pi * progress));
+    return static_cast<float>(options.learning_rate * scale);
+  };
+  std::mt19937 flip_rng(static_cast<std::mt19937::result_type>(options.seed) ^ 0x5eedu);
   std::vector<double> losses;
   std::vector<std::int64_t> order(static_cast<std::size_t>(train.count));
   std::iota(order.begin(), order.end(), 0);
@@ -438,8 +562,9 @@ int run(const Options& options) {
         stop = true;
         break;
       }
-      const Image x =
-          batch_image(device, train, order, step * options.batch, options.batch, labels);
+      net.set_learning_rate(rate_at(static_cast<std::int64_t>(losses.size())));
+      const Image x = batch_image(device, train, order, step * options.batch, options.batch, labels,
+                                  options.flip ? &flip_rng : nullptr);
       CommandBuffer cb = queue.command_buffer();
       const SoftmaxCrossEntropyLoss::Result result = net.train_step(cb, x, labels);
       cb.commit();
@@ -475,6 +600,11 @@ int run(const Options& options) {
           epoch, static_cast<long long>(step), loss_sum / static_cast<double>(step),
           100.0 * static_cast<double>(hits) / static_cast<double>(seen), epoch_seconds,
           static_cast<double>(seen) / epoch_seconds);
+      if (validation.count > 0) {
+        std::printf("epoch %d: validation accuracy %.2f%% on %lld held-out images\n", epoch,
+                    100.0 * evaluate(net, device, queue, validation),
+                    static_cast<long long>(validation.count));
+      }
     }
   }
 
@@ -490,8 +620,7 @@ int run(const Options& options) {
               seconds_since(start));
   if (!options.save.empty()) {
     net.save(options.save);
-    std::printf("saved conv1, conv2 and fc archives and their Adam states to %s\n",
-                options.save.c_str());
+    std::printf("saved the layers' archives and their Adam states to %s\n", options.save.c_str());
   }
 
   if (options.check_loss_drop > 0.0) {

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
@@ -358,6 +359,69 @@ TEST_F(InvalidApi, WeightsStateWrongSizes) {
                                          std::vector<float>(7));
       },
       {"biases.size()", "7", descriptor_.to_string()});
+}
+
+TEST_F(InvalidApi, WeightsStateWriteWrongSizes) {
+  // 3x3 4->8 with bias: 288 weights, 8 biases.
+  ConvolutionWeightsAndBiasesState state(device_, descriptor_, pattern(288, 1.0f),
+                                         pattern(8, 2.0f));
+  expect_rejected([&] { state.write_weights(pattern(287, 0.0f)); },
+                  {"weights.size()", "287", descriptor_.to_string()});
+  expect_rejected([&] { state.write_biases(pattern(9, 0.0f)); },
+                  {"biases.size()", "9", descriptor_.to_string()});
+  ConvolutionDescriptor no_bias = descriptor_;
+  no_bias.set_bias_enabled(false);
+  ConvolutionWeightsAndBiasesState bare(device_, no_bias);
+  expect_rejected([&] { bare.write_biases(pattern(8, 0.0f)); },
+                  {"biases.size()", "8", no_bias.to_string()});
+  bare.write_biases({});  // no biases is the one size a layer without bias takes
+  EXPECT_EQ(state.read_weights(), pattern(288, 1.0f));
+  EXPECT_EQ(state.read_biases(), pattern(8, 2.0f));
+}
+
+// Adam's checkpoints hold the maximum-velocity vectors exactly when AMSGrad is on; a call that
+// passes them to a plain Adam, or omits them for AMSGrad, writes no file and reads none.
+TEST_F(InvalidApi, AdamStateAmsgradMismatch) {
+  namespace fs = std::filesystem;
+  const std::string path =
+      (fs::temp_directory_path() /
+       ("convgrad_amsgrad_" + std::to_string(testing::UnitTest::GetInstance()->random_seed())))
+          .string();
+  fs::remove(path);
+  Adam plain(device_, 0.01f);
+  Adam ams(device_, 0.01f);
+  ams.set_amsgrad(true);
+  OptimizerStateVectors m(device_, descriptor_), v(device_, descriptor_),
+      vmax(device_, descriptor_);
+  expect_rejected([&] { plain.save_state(path, m, v, &vmax); }, {"amsgrad", "false"});
+  expect_rejected([&] { ams.save_state(path, m, v); }, {"amsgrad", "true"});
+  EXPECT_FALSE(fs::exists(path));
+  m.write_weights(pattern(288, 3.0f));
+  plain.save_state(path, m, v);
+  ASSERT_TRUE(fs::exists(path));
+  OptimizerStateVectors m2(device_, descriptor_), v2(device_, descriptor_),
+      vmax2(device_, descriptor_);
+  expect_rejected([&] { plain.load_state(path, m2, v2, &vmax2); }, {"amsgrad", "false"});
+  expect_rejected([&] { ams.load_state(path, m2, v2); }, {"amsgrad", "true"});
+  EXPECT_EQ(m2.read_weights(), std::vector<float>(288, 0.0f));
+  EXPECT_EQ(ams.time_step(), 0);
+  fs::remove(path);
+}
+
+// Every vector of one checkpoint belongs to one layer: the first vector's descriptor is the
+// layer's, and a later vector of another shape is named.
+TEST_F(InvalidApi, OptimizerStateVectorsOfAnotherDescriptor) {
+  namespace fs = std::filesystem;
+  const std::string path =
+      (fs::temp_directory_path() /
+       ("convgrad_vectors_" + std::to_string(testing::UnitTest::GetInstance()->random_seed())))
+          .string();
+  fs::remove(path);
+  const ConvolutionDescriptor other(3, 3, 4, 16);
+  OptimizerStateVectors m(device_, descriptor_), v(device_, other);
+  expect_rejected([&] { Adam(device_, 0.01f).save_state(path, m, v); },
+                  {"velocity", other.to_string()});
+  EXPECT_FALSE(fs::exists(path));
 }
 
 TEST_F(InvalidApi, ReloadWithWeightsStateOfAnotherDescriptor) {
