@@ -11,11 +11,22 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"
-cmake -S "$root" -B "$root/build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+# The CUDA sources (CUTLASS instantiations among them) take minutes to compile on a small
+# machine: build them only when a run asks for the CUDA device, in a build folder of their own.
+build="$root/build"
+cuda=OFF
+for arg in "$@"; do
+  if [ "$arg" = cuda ]; then
+    build="$root/build-run-cuda"
+    cuda=ON
+  fi
+done
+cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCONVGRAD_WITH_CUDA=$cuda \
+  >/dev/null
 if [ "${1:-}" = "convolution" ]; then
   shift
-  cmake --build "$root/build" --target convgrad_tool -j"$(nproc)"
-  exec "$root/build/tools/convgrad/convgrad" run "$@"
+  cmake --build "$build" --target convgrad_tool -j"$(nproc)"
+  exec "$build/tools/convgrad/convgrad" run "$@"
 fi
-cmake --build "$root/build" --target example_train_fashion_mnist -j"$(nproc)"
-exec "$root/build/examples/example_train_fashion_mnist" "$@"
+cmake --build "$build" --target example_train_fashion_mnist -j"$(nproc)"
+exec "$build/examples/example_train_fashion_mnist" "$@"
