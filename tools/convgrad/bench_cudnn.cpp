@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "convgrad/errors.hpp"
@@ -73,6 +75,18 @@ const char* backward_filter_name(int algo) {
                                 "WINOGRAD", "WINOGRAD_NONFUSED", "FFT_TILING"};
   return algo >= 0 && algo < 7 ? names[algo] : "?";
 }
+
+// The legacy API's three directions take their arguments in the same places and differ in the
+// types of some (the algorithm, its search results): this reads a type off the function itself,
+// so that one piece of code calls any direction.
+template <typename Function, std::size_t index>
+struct ParameterOf;
+template <typename... Params, std::size_t index>
+struct ParameterOf<cudnnStatus_t (*)(Params...), index> {
+  using type = std::tuple_element_t<index, std::tuple<Params...>>;
+};
+template <typename Function, std::size_t index>
+using Parameter = typename ParameterOf<Function, index>::type;
 
 // The workspace offered to the algorithm search: enough for every implicit-GEMM and Winograd
 // algorithm on these layers; FFT variants that want more are left out by cuDNN itself.
@@ -294,9 +308,17 @@ CudnnConvolution::CudnnConvolution(const ConvProblem& p, Direction direction,
   // The search times every algorithm on these buffers (it writes the outputs) and returns them
   // fastest first. With FMA math asked for, a result that still reports tensor ops is skipped:
   // --dtype f32 compares with fp32 arithmetic, not TF32.
-  const auto pick = [&](const auto* results, int count, const char* what) {
+  const auto search = [&](auto find, int capacity, const char* call, const char* what,
+                          auto... operands) {
+    // cudnnFind*AlgorithmEx(handle, 7 operands, requested, &returned, results, workspace, size)
+    using Result = std::remove_pointer_t<Parameter<decltype(find), 10>>;
+    std::vector<Result> results(static_cast<std::size_t>(capacity));
+    int count = 0;
+    check_setup(
+        find(handle(), operands..., capacity, &count, results.data(), s.workspace, kWorkspaceBytes),
+        call);
     for (int i = 0; i < count; ++i) {
-      const auto& r = results[i];
+      const auto& r = results[static_cast<std::size_t>(i)];
       if (r.status != CUDNN_STATUS_SUCCESS) continue;
       // Without tensor ops the descriptor keeps CUDNN_FMA_MATH whatever the result reports.
       const bool uses_tensor_ops = r.mathType == CUDNN_TENSOR_OP_MATH ||
@@ -313,38 +335,22 @@ CudnnConvolution::CudnnConvolution(const ConvProblem& p, Direction direction,
                        (tensor_ops ? "here" : "with fp32 FMA math") + " (" +
                        std::to_string(count) + " tried)");
   };
-  int returned = 0;
   switch (direction) {
-    case Direction::fprop: {
-      cudnnConvolutionFwdAlgoPerf_t results[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-      check_setup(cudnnFindConvolutionForwardAlgorithmEx(
-                      handle(), s.x, s.xp, s.w, s.wp, s.conv, s.y, s.yp,
-                      CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &returned, results, s.workspace,
-                      kWorkspaceBytes),
-                  "cudnnFindConvolutionForwardAlgorithmEx");
-      pick(results, returned, "forward");
+    case Direction::fprop:
+      search(cudnnFindConvolutionForwardAlgorithmEx, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
+             "cudnnFindConvolutionForwardAlgorithmEx", "forward", s.x, s.xp, s.w, s.wp, s.conv, s.y,
+             s.yp);
       break;
-    }
-    case Direction::dgrad: {
-      cudnnConvolutionBwdDataAlgoPerf_t results[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-      check_setup(cudnnFindConvolutionBackwardDataAlgorithmEx(
-                      handle(), s.w, s.wp, s.y, s.dyp, s.conv, s.x, s.dxp,
-                      CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &returned, results, s.workspace,
-                      kWorkspaceBytes),
-                  "cudnnFindConvolutionBackwardDataAlgorithmEx");
-      pick(results, returned, "backward-data");
+    case Direction::dgrad:
+      search(cudnnFindConvolutionBackwardDataAlgorithmEx, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+             "cudnnFindConvolutionBackwardDataAlgorithmEx", "backward-data", s.w, s.wp, s.y, s.dyp,
+             s.conv, s.x, s.dxp);
       break;
-    }
-    case Direction::wgrad: {
-      cudnnConvolutionBwdFilterAlgoPerf_t results[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-      check_setup(cudnnFindConvolutionBackwardFilterAlgorithmEx(
-                      handle(), s.x, s.xp, s.y, s.dyp, s.conv, s.w, s.dwp,
-                      CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &returned, results, s.workspace,
-                      kWorkspaceBytes),
-                  "cudnnFindConvolutionBackwardFilterAlgorithmEx");
-      pick(results, returned, "backward-filter");
+    case Direction::wgrad:
+      search(cudnnFindConvolutionBackwardFilterAlgorithmEx, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
+             "cudnnFindConvolutionBackwardFilterAlgorithmEx", "backward-filter", s.x, s.xp, s.y,
+             s.dyp, s.conv, s.w, s.dwp);
       break;
-    }
   }
   s.choose_bias_pass();
   CONVGRAD_CUDA_CHECK(cudaStreamSynchronize(stream));
@@ -355,24 +361,25 @@ CudnnConvolution::~CudnnConvolution() = default;
 void CudnnConvolution::enqueue() {
   State& s = *state_;
   const float one = 1.0f, zero = 0.0f;
+  // cudnnConvolution*(handle, &alpha, 2 inputs, conv, algo, workspace, size, &beta, output)
+  const auto run = [&](auto convolution, const char* call, auto a, auto a_data, auto b, auto b_data,
+                       auto out, auto out_data) {
+    using Algorithm = Parameter<decltype(convolution), 7>;
+    check(convolution(handle(), &one, a, a_data, b, b_data, s.conv, static_cast<Algorithm>(s.algo),
+                      s.workspace, s.workspace_used, &zero, out, out_data),
+          call);
+  };
   switch (s.direction) {
     case Direction::fprop:
-      check(cudnnConvolutionForward(handle(), &one, s.x, s.xp, s.w, s.wp, s.conv,
-                                    static_cast<cudnnConvolutionFwdAlgo_t>(s.algo), s.workspace,
-                                    s.workspace_used, &zero, s.y, s.yp),
-            "cudnnConvolutionForward");
+      run(cudnnConvolutionForward, "cudnnConvolutionForward", s.x, s.xp, s.w, s.wp, s.y, s.yp);
       break;
     case Direction::dgrad:
-      check(cudnnConvolutionBackwardData(handle(), &one, s.w, s.wp, s.y, s.dyp, s.conv,
-                                         static_cast<cudnnConvolutionBwdDataAlgo_t>(s.algo),
-                                         s.workspace, s.workspace_used, &zero, s.x, s.dxp),
-            "cudnnConvolutionBackwardData");
+      run(cudnnConvolutionBackwardData, "cudnnConvolutionBackwardData", s.w, s.wp, s.y, s.dyp,
+          s.x, s.dxp);
       break;
     case Direction::wgrad:
-      check(cudnnConvolutionBackwardFilter(handle(), &one, s.x, s.xp, s.y, s.dyp, s.conv,
-                                           static_cast<cudnnConvolutionBwdFilterAlgo_t>(s.algo),
-                                           s.workspace, s.workspace_used, &zero, s.w, s.dwp),
-            "cudnnConvolutionBackwardFilter");
+      run(cudnnConvolutionBackwardFilter, "cudnnConvolutionBackwardFilter", s.x, s.xp, s.y, s.dyp,
+          s.w, s.dwp);
       break;
   }
 }

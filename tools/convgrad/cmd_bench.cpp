@@ -122,6 +122,13 @@ std::vector<float> random_tensor(std::int64_t count, std::uint64_t& state) {
   return values;
 }
 
+// Our operands and outputs, on the host or the device, in the problem's storage types (b and db
+// in float32): the CPU and the GPU bench call our kernels the same way on them.
+struct OurBuffers {
+  void *x, *w, *dy, *y, *dx, *dw;
+  float *b, *db;
+};
+
 // Dense float32 operands in convgrad's layouts, shared by both sides; each side has its own
 // outputs, so that the correctness check compares two independent answers.
 struct Operands {
@@ -139,6 +146,10 @@ struct Operands {
     db.assign(b.size(), 0.0f);
   }
 
+  OurBuffers buffers() {
+    return {x.data(), w.data(), dy.data(), y.data(), dx.data(), dw.data(), b.data(), db.data()};
+  }
+
   // An element our kernel forgets to write keeps NaN and fails the check.
   void poison() {
     for (std::vector<float>* out : {&y, &dx, &dw, &db}) {
@@ -147,17 +158,16 @@ struct Operands {
   }
 };
 
-std::function<void()> our_call(const ConvProblem& p, Direction direction, Operands& o,
-                               const RunOptions& run) {
-  const DataType f32 = DataType::float32;
-  const TensorView x = dense_view(o.x.data(), f32, p.n, p.h, p.w, p.c);
-  const TensorView w = dense_view(o.w.data(), f32, p.k, p.r, p.s, p.c_per_group());
-  const TensorView b = p.with_bias ? bias_view(o.b.data(), p.k) : TensorView{};
-  const TensorView dy = dense_view(o.dy.data(), f32, p.n, p.p, p.q, p.k);
-  const TensorView y = dense_view(o.y.data(), f32, p.n, p.p, p.q, p.k);
-  const TensorView dx = dense_view(o.dx.data(), f32, p.n, p.h, p.w, p.c);
-  const TensorView dw = dense_view(o.dw.data(), f32, p.k, p.r, p.s, p.c_per_group());
-  const TensorView db = p.with_bias ? bias_view(o.db.data(), p.k) : TensorView{};
+std::function<void()> our_call(const ConvProblem& p, Direction direction, const OurBuffers& o,
+                               DeviceKind device, const RunOptions& run) {
+  const TensorView x = dense_view(o.x, p.x_type, p.n, p.h, p.w, p.c, device);
+  const TensorView w = dense_view(o.w, p.w_type, p.k, p.r, p.s, p.c_per_group(), device);
+  const TensorView b = p.with_bias ? bias_view(o.b, p.k, device) : TensorView{};
+  const TensorView dy = dense_view(o.dy, p.y_type, p.n, p.p, p.q, p.k, device);
+  const TensorView y = dense_view(o.y, p.y_type, p.n, p.p, p.q, p.k, device);
+  const TensorView dx = dense_view(o.dx, p.x_type, p.n, p.h, p.w, p.c, device);
+  const TensorView dw = dense_view(o.dw, p.w_type, p.k, p.r, p.s, p.c_per_group(), device);
+  const TensorView db = p.with_bias ? bias_view(o.db, p.k, device) : TensorView{};
   switch (direction) {
     case Direction::fprop:
       return [=] { fprop(p, x, w, b, y, run); };
@@ -257,6 +267,16 @@ void print_row_start(const Row& row, const Widths& w) {
   std::fflush(stdout);  // the layer shows while it is being timed
 }
 
+std::string error_text(const Row& row) {
+  return std::isnan(row.rel_error) && row.status != "WRONG" ? "-" : scientific(row.rel_error);
+}
+
+void print_note_and_end(const Row& row) {
+  if (!row.note.empty()) std::printf("  %s", row.note.c_str());
+  std::printf("\n");
+  std::fflush(stdout);
+}
+
 void print_side(const std::optional<Timing>& t, double flop, double peak) {
   if (!t) {
     std::printf("%9s  %17s  %8s  %5s", "-", "-", "-", "-");
@@ -272,18 +292,14 @@ void print_row_end(const Row& row, bool with_baseline, double peak) {
     std::printf("  ");
     print_side(row.baseline, row.flop, peak);
     const std::string ratio = row.ours && row.baseline ? fixed(row.ratio(), 2) : "-";
-    const std::string error =
-        std::isnan(row.rel_error) && row.status != "WRONG" ? "-" : scientific(row.rel_error);
-    std::printf("  %6s  %8s  %-9s", ratio.c_str(), error.c_str(), row.status.c_str());
+    std::printf("  %6s  %8s  %-9s", ratio.c_str(), error_text(row).c_str(), row.status.c_str());
     if (!row.baseline_impl.empty()) {
       std::printf("  %s (%s)", row.baseline_impl.c_str(), row.baseline_layout.c_str());
     }
   } else {
     std::printf("  %-9s", row.status.c_str());
   }
-  if (!row.note.empty()) std::printf("  %s", row.note.c_str());
-  std::printf("\n");
-  std::fflush(stdout);
+  print_note_and_end(row);
 }
 
 Json timing_json(const std::optional<Timing>& t, double flop, double peak) {
@@ -360,6 +376,186 @@ std::vector<Direction> bench_directions(const BenchArgs& args) {
   return directions;
 }
 
+// One row per item and direction, in the order they are timed; the kernel is named before any
+// timing, so that the table's columns fit every row and a problem no kernel takes is a row too.
+std::vector<Row> plan_rows(const std::vector<core::NamedProblem>& items,
+                           const std::vector<Direction>& directions, const RunOptions& run,
+                           Widths& widths) {
+  std::vector<Row> rows;
+  for (const core::NamedProblem& item : items) {
+    for (const Direction d : directions) {
+      Row row;
+      row.layer = item.name;
+      row.problem = item.problem;
+      row.direction = d;
+      row.flop = flop_count(item.problem, d);
+      try {
+        row.kernel = kernel_name(item.problem, d, run);
+      } catch (const Unsupported& error) {
+        row.kernel = "(none)";
+        row.status = "error";
+        row.note = error.what();
+      }
+      widths.layer = std::max(widths.layer, static_cast<int>(row.layer.size()));
+      widths.kernel = std::max(widths.kernel, static_cast<int>(row.kernel.size()));
+      rows.push_back(std::move(row));
+    }
+  }
+  return rows;
+}
+
+// The first words of the report's first line; each bench goes on with its threads or precision.
+void print_bench_line_start(const BenchArgs& args, bool with_baseline,
+                            const std::string& baseline_name) {
+  std::string ours_name = args.backend;
+  if (!args.kernel.empty()) ours_name.append(" --kernel ").append(args.kernel);
+  std::printf("bench      backend %s %s %s; ", ours_name.c_str(), with_baseline ? "vs" : "alone,",
+              with_baseline ? baseline_name.c_str() : "no baseline");
+}
+
+void print_build_line(const MachineInfo& machine, const std::string& date) {
+  std::printf("build      %s, commit %s, %s; %s\n", machine.build_type.c_str(),
+              machine.commit.c_str(), machine.compiler.c_str(), date.c_str());
+}
+
+void warn_if_debug(const MachineInfo& machine) {
+  if (machine.build_type == "Debug") {
+    std::printf("warning    this is a Debug build: its times say little about the kernels\n");
+  }
+}
+
+std::map<Direction, Summary> summarize(const std::vector<Row>& rows,
+                                       const std::vector<Direction>& directions, bool with_bias) {
+  std::map<Direction, Summary> summaries;
+  for (const Direction d : directions) summaries[d] = summarize_direction(rows, d, with_bias);
+  return summaries;
+}
+
+// `with_bias` (the GPU bench): each line adds the geomean against the baseline's convolution and
+// bias pass, where there is one.
+void print_summaries(const std::vector<Direction>& directions,
+                     const std::map<Direction, Summary>& summaries,
+                     const std::map<Direction, Summary>* with_bias) {
+  for (const Direction d : directions) {
+    const Summary& s = summaries.at(d);
+    std::printf("%-5s  geomean %s over %d of %d rows; %d at or below 1.00; best %s, worst %s",
+                std::string(to_string(d)).c_str(), s.comparable ? fixed(s.geomean, 3).c_str() : "-",
+                s.comparable, s.rows, s.at_most_one, s.comparable ? fixed(s.best, 2).c_str() : "-",
+                s.comparable ? fixed(s.worst, 2).c_str() : "-");
+    const Summary* b = with_bias != nullptr ? &with_bias->at(d) : nullptr;
+    if (b != nullptr && b->comparable) {
+      std::printf("; with bias pass: geomean %s", fixed(b->geomean, 3).c_str());
+    }
+    std::printf("\n");
+  }
+}
+
+// The rel error of a wgrad row is the worse of dw's and db's; NaN (an unwritten element) is worst.
+double worse_error(double error, double other) {
+  return std::isnan(other) || other > error ? other : error;
+}
+
+// One layer that cannot run is a row of the report, not the end of it.
+void mark_error(Row& row, const std::exception& error) {
+  row.status = "error";
+  row.note = error.what();
+  row.ours.reset();
+  row.baseline.reset();
+  row.baseline_bias.reset();
+}
+
+// Prints the count of WRONG and error rows, if any; `wrong_means` says what WRONG compared.
+// Returns that count.
+int report_failures(const std::vector<Row>& rows, const std::string& wrong_means) {
+  int wrong = 0, errors = 0;
+  for (const Row& row : rows) {
+    wrong += row.status == "WRONG";
+    errors += row.status == "error";
+  }
+  if (wrong + errors > 0) {
+    std::printf("%d row%s WRONG (%s), %d could not run\n", wrong, wrong == 1 ? "" : "s",
+                wrong_means.c_str(), errors);
+  }
+  return wrong + errors;
+}
+
+// The JSON report's opening keys, shared by both benches; each adds its devices after them.
+Json report_json(const std::string& date, const MachineInfo& machine,
+                 const std::vector<double>& load_start, const std::vector<double>& load_end) {
+  Json json;
+  json["schema"] = "convgrad-bench/1";
+  json["date"] = date;
+  json["command"] = command_line();
+  json["machine"] = {{"cpu", machine.cpu},
+                     {"logical_cpus", machine.logical_cpus},
+                     {"isa", machine.isa},
+                     {"load_average_start", load_start},
+                     {"load_average_end", load_end}};
+  return json;
+}
+
+Json build_json(const MachineInfo& machine) {
+  return {{"commit", machine.commit},
+          {"build_type", machine.build_type},
+          {"compiler", machine.compiler}};
+}
+
+// `gpu`: the keys of the GPU report (the baseline with its bias pass), else those of the CPU
+// report (the baseline's weights layout); the order of the keys is the reports' format.
+Json row_json(const Row& row, double peak_gflops, bool gpu) {
+  Json json = {{"layer", row.layer},
+               {"problem", to_string(row.problem)},
+               {"direction", std::string(to_string(row.direction))},
+               {"flop", row.flop},
+               {"kernel", row.kernel},
+               {"ours", timing_json(row.ours, row.flop, peak_gflops)},
+               {"baseline", timing_json(row.baseline, row.flop, peak_gflops)}};
+  if (gpu) json["baseline_with_bias"] = timing_json(row.baseline_bias, row.flop, peak_gflops);
+  json["baseline_impl"] = row.baseline_impl;
+  if (!gpu) json["baseline_weights"] = row.baseline_layout;
+  json["ratio"] = row.ours && row.baseline ? Json(row.ratio()) : Json(nullptr);
+  if (gpu) {
+    json["ratio_with_bias"] =
+        row.ours && row.baseline_bias ? Json(row.ratio_with_bias()) : Json(nullptr);
+  }
+  json["rel_error"] = std::isnan(row.rel_error) ? Json(nullptr) : Json(row.rel_error);
+  json["status"] = row.status;
+  json["note"] = row.note;
+  return json;
+}
+
+Json results_json(const std::vector<Row>& rows, double peak_gflops, bool gpu) {
+  Json results = Json::array();
+  for (const Row& row : rows) results.push_back(row_json(row, peak_gflops, gpu));
+  return results;
+}
+
+// `with_bias` (the GPU bench): the geomean against the baseline's convolution and bias pass too.
+Json summary_json(const std::map<Direction, Summary>& summaries,
+                  const std::map<Direction, Summary>* with_bias) {
+  Json summary = Json::object();
+  for (const auto& [d, s] : summaries) {
+    Json entry = {{"geomean_ratio", s.comparable ? Json(s.geomean) : Json(nullptr)},
+                  {"rows", s.rows},
+                  {"compared", s.comparable},
+                  {"at_most_1", s.at_most_one}};
+    if (with_bias != nullptr) {
+      const Summary& b = with_bias->at(d);
+      entry["geomean_ratio_with_bias"] = b.comparable ? Json(b.geomean) : Json(nullptr);
+    }
+    summary[std::string(to_string(d))] = entry;
+  }
+  return summary;
+}
+
+void write_json(const Json& json, const std::string& path) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << json.dump(2) << "\n";
+  out.close();
+  if (!out) throw FormatError("--json " + path + ": cannot write the file");
+  std::printf("wrote %s\n", path.c_str());
+}
+
 #ifdef CONVGRAD_BENCH_WITH_CUDA
 int bench_gpu(const BenchArgs& args);
 #endif
@@ -401,27 +597,8 @@ int bench(const BenchArgs& args) {
   RunOptions run;
   run.backend = args.backend;
   run.kernel = args.kernel;
-  std::vector<Row> rows;
   Widths widths;
-  for (const core::NamedProblem& item : items) {
-    for (const Direction d : directions) {
-      Row row;
-      row.layer = item.name;
-      row.problem = item.problem;
-      row.direction = d;
-      row.flop = flop_count(item.problem, d);
-      try {
-        row.kernel = kernel_name(item.problem, d, run);
-      } catch (const Unsupported& error) {
-        row.kernel = "(none)";
-        row.status = "error";
-        row.note = error.what();
-      }
-      widths.layer = std::max(widths.layer, static_cast<int>(row.layer.size()));
-      widths.kernel = std::max(widths.kernel, static_cast<int>(row.kernel.size()));
-      rows.push_back(std::move(row));
-    }
-  }
+  std::vector<Row> rows = plan_rows(items, directions, run, widths);
 
   const MachineInfo machine = machine_info();
   const std::vector<double> load_start = load_average();
@@ -429,12 +606,9 @@ int bench(const BenchArgs& args) {
   const std::string date = utc_now();
   std::string isa;
   for (const std::string& flag : machine.isa) isa.append(isa.empty() ? "" : " ").append(flag);
-  std::string ours_name = args.backend;
-  if (!args.kernel.empty()) ours_name.append(" --kernel ").append(args.kernel);
-  std::printf("bench      backend %s %s %s; %d thread%s%s; f32, NHWC\n", ours_name.c_str(),
-              with_baseline ? "vs" : "alone,",
-              with_baseline ? baseline_name.c_str() : "no baseline", threads,
-              threads == 1 ? "" : "s", with_baseline ? " each" : "");
+  print_bench_line_start(args, with_baseline, baseline_name);
+  std::printf("%d thread%s%s; f32, NHWC\n", threads, threads == 1 ? "" : "s",
+              with_baseline ? " each" : "");
   if (with_baseline) {
     std::printf(
         "baseline   weights in the layout oneDNN picks (format_tag::any), reordered "
@@ -443,8 +617,7 @@ int bench(const BenchArgs& args) {
   }
   std::printf("machine    %s, %d logical CPUs; %s\n", machine.cpu.c_str(), machine.logical_cpus,
               isa.c_str());
-  std::printf("build      %s, commit %s, %s; %s\n", machine.build_type.c_str(),
-              machine.commit.c_str(), machine.compiler.c_str(), date.c_str());
+  print_build_line(machine, date);
   if (!load_start.empty()) {
     std::printf("load       %.2f %.2f %.2f (1, 5, 15 min) before the probe\n", load_start[0],
                 load_start.size() > 1 ? load_start[1] : 0.0,
@@ -460,9 +633,7 @@ int bench(const BenchArgs& args) {
       "before each call; our wgrad includes db\n",
       args.reps, args.warmup, with_baseline ? "interleaved ours/oneDNN" : "ours only", args.gap_ms,
       args.pause.c_str());
-  if (machine.build_type == "Debug") {
-    std::printf("warning    this is a Debug build: its times say little about the kernels\n");
-  }
+  warn_if_debug(machine);
   print_table_header(widths, with_baseline);
 
   std::size_t next = 0;
@@ -477,7 +648,7 @@ int bench(const BenchArgs& args) {
         print_row_end(row, with_baseline, peak.gflops);
         continue;
       }
-      Contender ours{our_call(p, d, operands, run), {}};
+      Contender ours{our_call(p, d, operands.buffers(), DeviceKind::cpu, run), {}};
       std::vector<Contender*> sides{&ours};
 #ifdef CONVGRAD_BENCH_WITH_ONEDNN
       std::unique_ptr<OnednnConvolution> onednn;
@@ -507,8 +678,8 @@ int bench(const BenchArgs& args) {
           onednn->execute();
           row.rel_error = max_relative_error(our_output(operands, d), onednn->output());
           if (d == Direction::wgrad && p.with_bias) {
-            const double db_error = max_relative_error(operands.db, onednn->bias_gradient());
-            if (std::isnan(db_error) || db_error > row.rel_error) row.rel_error = db_error;
+            row.rel_error = worse_error(row.rel_error,
+                                        max_relative_error(operands.db, onednn->bias_gradient()));
           }
           row.status = within(row.rel_error, kWrongAbove) ? "ok" : "WRONG";
         }
@@ -517,30 +688,18 @@ int bench(const BenchArgs& args) {
         row.ours = summarize_times(ours.ms);
         if (sides.size() > 1) row.baseline = summarize_times(sides[1]->ms);
       } catch (const std::exception& error) {
-        // One layer our backend cannot run is a row of the report, not the end of it.
-        row.status = "error";
-        row.note = error.what();
-        row.ours.reset();
-        row.baseline.reset();
+        mark_error(row, error);
       }
       print_row_end(row, with_baseline, peak.gflops);
     }
   }
 
-  std::map<Direction, Summary> summaries;
-  for (const Direction d : directions) summaries[d] = summarize_direction(rows, d);
+  const std::map<Direction, Summary> summaries = summarize(rows, directions, false);
   if (with_baseline) {
     std::printf(
         "\nratio = our median time / oneDNN's (lower is better); geometric mean over the "
         "rows where both ran and agreed:\n");
-    for (const Direction d : directions) {
-      const Summary& s = summaries[d];
-      std::printf("%-5s  geomean %s over %d of %d rows; %d at or below 1.00; best %s, worst %s\n",
-                  std::string(to_string(d)).c_str(),
-                  s.comparable ? fixed(s.geomean, 3).c_str() : "-", s.comparable, s.rows,
-                  s.at_most_one, s.comparable ? fixed(s.best, 2).c_str() : "-",
-                  s.comparable ? fixed(s.worst, 2).c_str() : "-");
-    }
+    print_summaries(directions, summaries, nullptr);
   }
   const std::vector<double> load_end = load_average();
   if (!load_end.empty()) {
@@ -548,29 +707,12 @@ int bench(const BenchArgs& args) {
                 load_end.size() > 1 ? load_end[1] : 0.0, load_end.size() > 2 ? load_end[2] : 0.0);
   }
 
-  int wrong = 0, errors = 0;
-  for (const Row& row : rows) {
-    wrong += row.status == "WRONG";
-    errors += row.status == "error";
-  }
-  if (wrong + errors > 0) {
-    std::printf("%d row%s WRONG (rel error above %s against oneDNN), %d could not run\n", wrong,
-                wrong == 1 ? "" : "s", scientific(kWrongAbove, 0).c_str(), errors);
-  }
+  const int failures =
+      report_failures(rows, "rel error above " + scientific(kWrongAbove, 0) + " against oneDNN");
 
   if (!args.json.empty()) {
-    Json json;
-    json["schema"] = "convgrad-bench/1";
-    json["date"] = date;
-    json["command"] = command_line();
-    json["machine"] = {{"cpu", machine.cpu},
-                       {"logical_cpus", machine.logical_cpus},
-                       {"isa", machine.isa},
-                       {"load_average_start", load_start},
-                       {"load_average_end", load_end}};
-    json["build"] = {{"commit", machine.commit},
-                     {"build_type", machine.build_type},
-                     {"compiler", machine.compiler}};
+    Json json = report_json(date, machine, load_start, load_end);
+    json["build"] = build_json(machine);
     json["peak"] = {{"isa", peak.isa},
                     {"threads", peak.threads},
                     {"gflops", peak.gflops},
@@ -592,40 +734,11 @@ int bench(const BenchArgs& args) {
          "NHWC images; ours KRSC weights; oneDNN weights format_tag::any, "
          "reordered once outside the timing"},
         {"wrong_above", kWrongAbove}};
-    Json results = Json::array();
-    for (const Row& row : rows) {
-      results.push_back(
-          {{"layer", row.layer},
-           {"problem", to_string(row.problem)},
-           {"direction", std::string(to_string(row.direction))},
-           {"flop", row.flop},
-           {"kernel", row.kernel},
-           {"ours", timing_json(row.ours, row.flop, peak.gflops)},
-           {"baseline", timing_json(row.baseline, row.flop, peak.gflops)},
-           {"baseline_impl", row.baseline_impl},
-           {"baseline_weights", row.baseline_layout},
-           {"ratio", row.ours && row.baseline ? Json(row.ratio()) : Json(nullptr)},
-           {"rel_error", std::isnan(row.rel_error) ? Json(nullptr) : Json(row.rel_error)},
-           {"status", row.status},
-           {"note", row.note}});
-    }
-    json["results"] = results;
-    Json summary = Json::object();
-    for (const auto& [d, s] : summaries) {
-      summary[std::string(to_string(d))] = {
-          {"geomean_ratio", s.comparable ? Json(s.geomean) : Json(nullptr)},
-          {"rows", s.rows},
-          {"compared", s.comparable},
-          {"at_most_1", s.at_most_one}};
-    }
-    json["summary"] = summary;
-    std::ofstream out(args.json, std::ios::binary | std::ios::trunc);
-    out << json.dump(2) << "\n";
-    out.close();
-    if (!out) throw FormatError("--json " + args.json + ": cannot write the file");
-    std::printf("wrote %s\n", args.json.c_str());
+    json["results"] = results_json(rows, peak.gflops, false);
+    json["summary"] = summary_json(summaries, nullptr);
+    write_json(json, args.json);
   }
-  return wrong + errors > 0 ? kExitFail : kExitPass;
+  return failures > 0 ? kExitFail : kExitPass;
 }
 
 #ifdef CONVGRAD_BENCH_WITH_CUDA
@@ -640,26 +753,8 @@ double gpu_wrong_above(const ConvProblem& p) {
   return 1e-2;
 }
 
-std::function<void()> our_gpu_call(const ConvProblem& p, Direction direction,
-                                   const DeviceOperands& o, const RunOptions& run) {
-  const DeviceKind cuda = DeviceKind::cuda;
-  const TensorView x = dense_view(o.x, p.x_type, p.n, p.h, p.w, p.c, cuda);
-  const TensorView w = dense_view(o.w, p.w_type, p.k, p.r, p.s, p.c_per_group(), cuda);
-  const TensorView b = p.with_bias ? bias_view(o.b, p.k, cuda) : TensorView{};
-  const TensorView dy = dense_view(o.dy, p.y_type, p.n, p.p, p.q, p.k, cuda);
-  const TensorView y = dense_view(o.ours.y, p.y_type, p.n, p.p, p.q, p.k, cuda);
-  const TensorView dx = dense_view(o.ours.dx, p.x_type, p.n, p.h, p.w, p.c, cuda);
-  const TensorView dw = dense_view(o.ours.dw, p.w_type, p.k, p.r, p.s, p.c_per_group(), cuda);
-  const TensorView db = p.with_bias ? bias_view(o.ours.db, p.k, cuda) : TensorView{};
-  switch (direction) {
-    case Direction::fprop:
-      return [=] { fprop(p, x, w, b, y, run); };
-    case Direction::dgrad:
-      return [=] { dgrad(p, dy, w, dx, run); };
-    case Direction::wgrad:
-      break;
-  }
-  return [=] { wgrad(p, x, dy, dw, db, run); };
+OurBuffers our_buffers(const DeviceOperands& o) {
+  return {o.x, o.w, o.dy, o.ours.y, o.ours.dx, o.ours.dw, o.b, o.ours.db};
 }
 
 std::string micro(const std::optional<Timing>& t) {
@@ -700,20 +795,16 @@ void print_gpu_row_end(const Row& row, bool with_baseline, double peak_tflops) {
     const std::string ratio = both ? fixed(row.ratio(), 2) : "-";
     const std::string ratio_bias =
         row.ours && row.baseline_bias ? fixed(row.ratio_with_bias(), 2) : "-";
-    const std::string error =
-        std::isnan(row.rel_error) && row.status != "WRONG" ? "-" : scientific(row.rel_error);
     std::printf("  %9s  %15s  %7s  %6s  %9s  %6s  %6s  %8s  %-9s", micro(row.baseline).c_str(),
                 micro_range(row.baseline).c_str(), tflops(row.baseline, row.flop).c_str(),
                 percent(row.baseline, row.flop, peak_tflops).c_str(),
                 micro(row.baseline_bias).c_str(), ratio.c_str(), ratio_bias.c_str(),
-                error.c_str(), row.status.c_str());
+                error_text(row).c_str(), row.status.c_str());
     if (!row.baseline_impl.empty()) std::printf("  %s", row.baseline_impl.c_str());
   } else {
     std::printf("  %-9s", row.status.c_str());
   }
-  if (!row.note.empty()) std::printf("  %s", row.note.c_str());
-  std::printf("\n");
-  std::fflush(stdout);
+  print_note_and_end(row);
 }
 
 int bench_gpu(const BenchArgs& args) {
@@ -733,7 +824,7 @@ int bench_gpu(const BenchArgs& args) {
     throw UsageError("--math " + args.math + ": only with --dtype f32 (tf32 is --dtype tf32)");
   }
   // Everything is parsed and validated before the device is touched.
-  const std::vector<core::NamedProblem> items = bench_items(args);
+  std::vector<core::NamedProblem> items = bench_items(args);
   const std::vector<Direction> directions = bench_directions(args);
   for (const BackendInfo& info : list_backends()) {
     if (info.name == "cuda" && !info.available) throw UsageError("--backend cuda: " + info.reason);
@@ -749,32 +840,16 @@ int bench_gpu(const BenchArgs& args) {
   const int warmup =
       args.warmup_option != nullptr && args.warmup_option->count() > 0 ? args.warmup : 10;
 
+  for (core::NamedProblem& item : items) {
+    item.problem = with_data_type(item.problem, storage);
+    item.problem.math = math;
+  }
+
   RunOptions run;
   run.backend = "cuda";
   run.kernel = args.kernel;
-  std::vector<Row> rows;
   Widths widths;
-  for (const core::NamedProblem& item : items) {
-    ConvProblem p = with_data_type(item.problem, storage);
-    p.math = math;
-    for (const Direction d : directions) {
-      Row row;
-      row.layer = item.name;
-      row.problem = p;
-      row.direction = d;
-      row.flop = flop_count(p, d);
-      try {
-        row.kernel = kernel_name(p, d, run);
-      } catch (const Unsupported& error) {
-        row.kernel = "(none)";
-        row.status = "error";
-        row.note = error.what();
-      }
-      widths.layer = std::max(widths.layer, static_cast<int>(row.layer.size()));
-      widths.kernel = std::max(widths.kernel, static_cast<int>(row.kernel.size()));
-      rows.push_back(std::move(row));
-    }
-  }
+  std::vector<Row> rows = plan_rows(items, directions, run, widths);
 
   const MachineInfo machine = machine_info();
   const GpuInfo gpu = gpu_info();
@@ -785,11 +860,8 @@ int bench_gpu(const BenchArgs& args) {
   const GemmProbe gemm = measure_gemm_rate(storage, math == MathMode::tf32);
   const CopyProbe copy = measure_copy_bandwidth();
   const std::string date = utc_now();
-  std::string ours_name = "cuda";
-  if (!args.kernel.empty()) ours_name.append(" --kernel ").append(args.kernel);
-  std::printf("bench      backend %s %s %s; %s (%s storage, math %s, fp32 accumulation), NHWC\n",
-              ours_name.c_str(), with_baseline ? "vs" : "alone,",
-              with_baseline ? baseline_name.c_str() : "no baseline", args.dtype.c_str(),
+  print_bench_line_start(args, with_baseline, baseline_name);
+  std::printf("%s (%s storage, math %s, fp32 accumulation), NHWC\n", args.dtype.c_str(),
               std::string(to_string(storage)).c_str(), std::string(to_string(math)).c_str());
   if (with_baseline) {
     std::printf(
@@ -804,8 +876,7 @@ int bench_gpu(const BenchArgs& args) {
               gpu.memory_gib, gpu.l2_mib, gpu.driver.c_str(), gpu.runtime.c_str(),
               gpu.cublas.c_str());
   std::printf("host       %s, %d logical CPUs\n", machine.cpu.c_str(), machine.logical_cpus);
-  std::printf("build      %s, commit %s, %s; %s\n", machine.build_type.c_str(),
-              machine.commit.c_str(), machine.compiler.c_str(), date.c_str());
+  print_build_line(machine, date);
   std::printf("gemm       %s: %.1f TFLOP/s (median %.3f ms)\n", gemm.what.c_str(), gemm.tflops,
               gemm.median_ms);
   std::printf("copy       device to device, %.0f GiB: %.0f GB/s (read + write)\n", copy.gib,
@@ -814,9 +885,7 @@ int bench_gpu(const BenchArgs& args) {
       "timing     CUDA events around each call, calls back to back on one stream (no graph); "
       "median and p10/p90 of %d runs after %d warm-up, %s; our wgrad includes db\n",
       reps, warmup, with_baseline ? "interleaved ours/cuDNN" : "ours only");
-  if (machine.build_type == "Debug") {
-    std::printf("warning    this is a Debug build: its times say little about the kernels\n");
-  }
+  warn_if_debug(machine);
   print_gpu_header(widths, with_baseline);
 
   BenchStream stream;
@@ -842,7 +911,7 @@ int bench_gpu(const BenchArgs& args) {
         print_gpu_row_end(row, with_baseline, gemm.tflops);
         continue;
       }
-      GpuContender ours{{our_gpu_call(p, d, *operands, run)}, {}};
+      GpuContender ours{{our_call(p, d, our_buffers(*operands), DeviceKind::cuda, run)}, {}};
       std::vector<GpuContender*> sides{&ours};
 #ifdef CONVGRAD_BENCH_WITH_CUDNN
       std::unique_ptr<CudnnConvolution> cudnn;
@@ -877,9 +946,9 @@ int bench_gpu(const BenchArgs& args) {
           row.rel_error = max_relative_error(operands->read(operands->ours, d),
                                              operands->read(operands->theirs, d));
           if (d == Direction::wgrad && cudnn->has_bias_pass()) {
-            const double db_error = max_relative_error(operands->read_bias_gradient(operands->ours),
-                                                       cudnn->bias_gradient());
-            if (std::isnan(db_error) || db_error > row.rel_error) row.rel_error = db_error;
+            row.rel_error = worse_error(
+                row.rel_error, max_relative_error(operands->read_bias_gradient(operands->ours),
+                                                  cudnn->bias_gradient()));
           }
           row.status = within(row.rel_error, gpu_wrong_above(p)) ? "ok" : "WRONG";
         }
@@ -891,12 +960,7 @@ int bench_gpu(const BenchArgs& args) {
           if (sides[1]->ms.size() > 1) row.baseline_bias = summarize_times(sides[1]->ms[1]);
         }
       } catch (const std::exception& error) {
-        // One layer that cannot run is a row of the report, not the end of it.
-        row.status = "error";
-        row.note = error.what();
-        row.ours.reset();
-        row.baseline.reset();
-        row.baseline_bias.reset();
+        mark_error(row, error);
         try {
           stream.synchronize();
         } catch (const std::exception&) {
@@ -907,50 +971,24 @@ int bench_gpu(const BenchArgs& args) {
     }
   }
 
-  std::map<Direction, Summary> summaries, summaries_bias;
-  for (const Direction d : directions) {
-    summaries[d] = summarize_direction(rows, d);
-    summaries_bias[d] = summarize_direction(rows, d, true);
-  }
+  const std::map<Direction, Summary> summaries = summarize(rows, directions, false);
+  const std::map<Direction, Summary> summaries_bias = summarize(rows, directions, true);
   if (with_baseline) {
     std::printf(
         "\nratio = our median time / cuDNN's convolution alone (ratio+b: / its convolution and "
         "bias pass); lower is better; geometric mean over the rows where both ran and agreed:\n");
-    for (const Direction d : directions) {
-      const Summary& s = summaries[d];
-      std::printf("%-5s  geomean %s over %d of %d rows; %d at or below 1.00; best %s, worst %s",
-                  std::string(to_string(d)).c_str(),
-                  s.comparable ? fixed(s.geomean, 3).c_str() : "-", s.comparable, s.rows,
-                  s.at_most_one, s.comparable ? fixed(s.best, 2).c_str() : "-",
-                  s.comparable ? fixed(s.worst, 2).c_str() : "-");
-      const Summary& b = summaries_bias[d];
-      if (b.comparable) std::printf("; with bias pass: geomean %s", fixed(b.geomean, 3).c_str());
-      std::printf("\n");
-    }
+    print_summaries(directions, summaries, &summaries_bias);
   }
 
-  int wrong = 0, errors = 0;
-  for (const Row& row : rows) {
-    wrong += row.status == "WRONG";
-    errors += row.status == "error";
-  }
-  if (wrong + errors > 0) {
-    std::printf("%d row%s WRONG (rel error against cuDNN above %s), %d could not run\n", wrong,
-                wrong == 1 ? "" : "s", scientific(gpu_wrong_above(rows.front().problem), 0).c_str(),
-                errors);
-  }
+  // Every row shares the storage type and math mode that set the threshold.
+  const double wrong_above = rows.empty() ? 0.0 : gpu_wrong_above(rows.front().problem);
+  const int failures =
+      report_failures(rows, "rel error against cuDNN above " + scientific(wrong_above, 0));
 
   if (!args.json.empty()) {
     const double peak_gflops = 1000 * gemm.tflops;
-    Json json;
-    json["schema"] = "convgrad-bench/1";
-    json["date"] = date;
-    json["command"] = command_line();
-    json["machine"] = {{"cpu", machine.cpu},
-                       {"logical_cpus", machine.logical_cpus},
-                       {"isa", machine.isa},
-                       {"load_average_start", load_average()},
-                       {"load_average_end", load_average()}};
+    const std::vector<double> load_start = load_average();
+    Json json = report_json(date, machine, load_start, load_average());
     json["gpu"] = {{"name", gpu.name},
                    {"compute_capability", std::to_string(gpu.compute_major) + "." +
                                               std::to_string(gpu.compute_minor)},
@@ -961,9 +999,7 @@ int bench_gpu(const BenchArgs& args) {
                    {"runtime_cuda", gpu.runtime},
                    {"cublas", gpu.cublas},
                    {"copy_gbps", copy.gbps}};
-    json["build"] = {{"commit", machine.commit},
-                     {"build_type", machine.build_type},
-                     {"compiler", machine.compiler}};
+    json["build"] = build_json(machine);
     json["peak"] = {{"probe", "gemm"},
                     {"what", gemm.what},
                     {"n", gemm.n},
@@ -982,45 +1018,12 @@ int bench_gpu(const BenchArgs& args) {
         {"storage", std::string(to_string(storage))},
         {"math", std::string(to_string(math))},
         {"layout", "NHWC images, KRSC weights (cuDNN: NHWC filter format), on both sides"},
-        {"wrong_above", rows.empty() ? 0.0 : gpu_wrong_above(rows.front().problem)}};
-    Json results = Json::array();
-    for (const Row& row : rows) {
-      results.push_back(
-          {{"layer", row.layer},
-           {"problem", to_string(row.problem)},
-           {"direction", std::string(to_string(row.direction))},
-           {"flop", row.flop},
-           {"kernel", row.kernel},
-           {"ours", timing_json(row.ours, row.flop, peak_gflops)},
-           {"baseline", timing_json(row.baseline, row.flop, peak_gflops)},
-           {"baseline_with_bias", timing_json(row.baseline_bias, row.flop, peak_gflops)},
-           {"baseline_impl", row.baseline_impl},
-           {"ratio", row.ours && row.baseline ? Json(row.ratio()) : Json(nullptr)},
-           {"ratio_with_bias",
-            row.ours && row.baseline_bias ? Json(row.ratio_with_bias()) : Json(nullptr)},
-           {"rel_error", std::isnan(row.rel_error) ? Json(nullptr) : Json(row.rel_error)},
-           {"status", row.status},
-           {"note", row.note}});
-    }
-    json["results"] = results;
-    Json summary = Json::object();
-    for (const auto& [d, s] : summaries) {
-      const Summary& b = summaries_bias[d];
-      summary[std::string(to_string(d))] = {
-          {"geomean_ratio", s.comparable ? Json(s.geomean) : Json(nullptr)},
-          {"rows", s.rows},
-          {"compared", s.comparable},
-          {"at_most_1", s.at_most_one},
-          {"geomean_ratio_with_bias", b.comparable ? Json(b.geomean) : Json(nullptr)}};
-    }
-    json["summary"] = summary;
-    std::ofstream out(args.json, std::ios::binary | std::ios::trunc);
-    out << json.dump(2) << "\n";
-    out.close();
-    if (!out) throw FormatError("--json " + args.json + ": cannot write the file");
-    std::printf("wrote %s\n", args.json.c_str());
+        {"wrong_above", wrong_above}};
+    json["results"] = results_json(rows, peak_gflops, true);
+    json["summary"] = summary_json(summaries, &summaries_bias);
+    write_json(json, args.json);
   }
-  return wrong + errors > 0 ? kExitFail : kExitPass;
+  return failures > 0 ? kExitFail : kExitPass;
 }
 #endif  // CONVGRAD_BENCH_WITH_CUDA
 
