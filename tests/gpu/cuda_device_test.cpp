@@ -123,9 +123,21 @@ TEST(CudaDevice, TensorsMustLiveOnTheBackendsDevice) {
                InvalidArgument);
 }
 
+// The generic kernels close the list, and a problem the specialised kernels all refuse (storage
+// types mixed between x and y) falls through to them.
 TEST(CudaDevice, GenericKernelsAreListedAndChosen) {
   CONVGRAD_REQUIRE_CUDA();
+  std::vector<std::string> kernels;
+  for (const BackendInfo& info : list_backends()) {
+    if (info.name == "cuda") kernels = info.kernels;
+  }
+  ASSERT_GE(kernels.size(), 3u);
+  EXPECT_EQ(kernels[kernels.size() - 3], "cuda.fprop.direct.any.any");
+  EXPECT_EQ(kernels[kernels.size() - 2], "cuda.dgrad.direct.any.any");
+  EXPECT_EQ(kernels[kernels.size() - 1], "cuda.wgrad.direct.any.any");
   ConvProblem p = make_problem(2, 9, 9, 6, 6, 3, 3, 2, 1, 2, 3);
+  p.x_type = DataType::float32;
+  p.y_type = DataType::float16;
   EXPECT_EQ(kernel_name(p, Direction::fprop, cuda_options()), "cuda.fprop.direct.any.any");
   EXPECT_EQ(kernel_name(p, Direction::dgrad, cuda_options()), "cuda.dgrad.direct.any.any");
   EXPECT_EQ(kernel_name(p, Direction::wgrad, cuda_options()), "cuda.wgrad.direct.any.any");
