@@ -52,8 +52,14 @@ bool device_present(std::string* reason) {
 
 std::optional<std::string> accepts_all(const ConvProblem&) { return std::nullopt; }
 
-constexpr std::array<core::KernelInfo, 12> kernel_list{{
+constexpr std::array<core::KernelInfo, 15> kernel_list{{
     // Depthwise, grouped and few-channel kernels, then the generic split wgrad (issue #4).
+    {"cuda.fprop.depthwise3x3.simt.vec", Direction::fprop, depthwise3x3_rejects,
+     depthwise3x3_fprop},
+    {"cuda.dgrad.depthwise3x3.simt.vec", Direction::dgrad, depthwise3x3_rejects,
+     depthwise3x3_dgrad},
+    {"cuda.wgrad.depthwise3x3.simt.vec", Direction::wgrad, depthwise3x3_rejects,
+     depthwise3x3_wgrad},
     {"cuda.fprop.depthwise.simt.any", Direction::fprop, depthwise_rejects, depthwise_fprop},
     {"cuda.dgrad.depthwise.simt.any", Direction::dgrad, depthwise_rejects, depthwise_dgrad},
     {"cuda.wgrad.depthwise.simt.any", Direction::wgrad, depthwise_rejects, depthwise_wgrad},
