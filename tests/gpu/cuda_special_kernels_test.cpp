@@ -69,7 +69,7 @@ std::int64_t channels(std::mt19937_64& rng, std::int64_t most) {
 
 // Geometry (sizes, stride, dilation, pads, negative ones too) from the shared draw, channels of
 // the kernel class: the channel counts and groups do not enter p, q or the pad rules.
-enum class Kind { depthwise, grouped, few_channel, any };
+enum class Kind { depthwise, depthwise3x3, grouped, few_channel, any };
 
 ConvProblem draw(std::mt19937_64& rng, Kind kind, std::size_t index) {
   test::DrawSpec spec;
@@ -81,6 +81,25 @@ ConvProblem draw(std::mt19937_64& rng, Kind kind, std::size_t index) {
       p.c = channels(rng, 40);
       p.groups = static_cast<std::int32_t>(p.c);
       p.k = p.c * (uniform(rng, 0, 2) == 0 ? uniform(rng, 2, 3) : 1);
+      break;
+    }
+    case Kind::depthwise3x3: {
+      // What the 3x3 kernels take: 3x3, stride 1 or 2 both ways, dilation 1, multiplier 1,
+      // whole vectors of channels (4 in float32, 8 otherwise); pads from -1 to 2 on each side.
+      const std::int64_t vec = index % 3 == 0 ? 4 : 8;
+      p.c = p.k = vec * uniform(rng, 1, 8);
+      p.groups = static_cast<std::int32_t>(p.c);
+      p.n = uniform(rng, 1, 3);
+      p.h = uniform(rng, 1, 24);
+      p.w = uniform(rng, 1, 24);
+      p.r = p.s = 3;
+      p.stride_h = p.stride_w = static_cast<std::int32_t>(uniform(rng, 1, 2));
+      p.dilation_h = p.dilation_w = 1;
+      const auto pad = [&] { return static_cast<std::int32_t>(uniform(rng, -1, 2)); };
+      do {
+        p.pad_top = pad(), p.pad_bottom = pad(), p.pad_left = pad(), p.pad_right = pad();
+      } while (p.h + p.pad_top + p.pad_bottom < 3 || p.w + p.pad_left + p.pad_right < 3);
+      derive_output_size(p);
       break;
     }
     case Kind::grouped: {
@@ -260,6 +279,15 @@ TEST(CudaSpecialKernels, Depthwise) {
             {"cuda.fprop.depthwise.*", "cuda.dgrad.depthwise.*", "cuda.wgrad.depthwise.*"}, 300);
 }
 
+// The 3x3 kernels with compile-time taps, forced by name (views that break the channel vectors
+// go to the generic kernels inside them, so those problems check the fallback).
+TEST(CudaSpecialKernels, Depthwise3x3) {
+  CONVGRAD_REQUIRE_CUDA();
+  run_suite("Depthwise3x3", 0x5e1a06, Kind::depthwise3x3,
+            {"cuda.fprop.depthwise3x3.*", "cuda.dgrad.depthwise3x3.*", "cuda.wgrad.depthwise3x3.*"},
+            300);
+}
+
 TEST(CudaSpecialKernels, Grouped) {
   CONVGRAD_REQUIRE_CUDA();
   run_suite("Grouped", 0x5e1a02, Kind::grouped,
@@ -365,6 +393,23 @@ TEST(CudaSpecialKernels, RejectReasons) {
                   "2^30");
   expect_rejected("g8mb300000ih100iw100ic8oc8kh3ph1", Direction::fprop, "cuda.fprop.depthwise.*",
                   "work items");
+  // Depthwise 3x3.
+  expect_rejected("mb1ic8ih8oc8kh3g2", Direction::fprop, "cuda.fprop.depthwise3x3.*",
+                  "not depthwise");
+  expect_rejected("mb1ic8ih8oc16kh3ph1g8", Direction::dgrad, "cuda.dgrad.depthwise3x3.*",
+                  "the 3x3 kernels take 1");
+  expect_rejected("mb1ic8ih8oc8kh5ph1g8", Direction::wgrad, "cuda.wgrad.depthwise3x3.*",
+                  "not 3x3");
+  expect_rejected("mb1ic8ih8oc8kh3ph1dh1g8", Direction::fprop, "cuda.fprop.depthwise3x3.*",
+                  "dilated filter");
+  expect_rejected("mb1ic8ih8oc8kh3sh3ph1g8", Direction::dgrad, "cuda.dgrad.depthwise3x3.*",
+                  "take 1x1 or 2x2");
+  expect_rejected("mb1ic8ih8oc8kh3sh2sw1ph1g8", Direction::fprop, "cuda.fprop.depthwise3x3.*",
+                  "take 1x1 or 2x2");
+  expect_rejected("mb1ic6ih8oc6kh3ph1g6", Direction::wgrad, "cuda.wgrad.depthwise3x3.*",
+                  "channel vectors");
+  expect_rejected("mb1ic8ih8oc8kh3g8", Direction::fprop, "cuda.fprop.depthwise3x3.*", mixed,
+                  DataType::float16);
   // Grouped.
   expect_rejected("g2mb300000ih100iw100ic4oc4kh3ph1", Direction::dgrad, "cuda.dgrad.grouped.*",
                   "work items");
