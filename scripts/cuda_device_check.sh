@@ -62,7 +62,7 @@ if [ -n "${FASHION_MNIST_DIR:-}" ]; then
 fi
 
 # Everything but the out-of-memory tests, whose failed cudaMalloc the sanitizer reports as such.
-filter='CudaVsRef.*:CudaDevice.BufferCopies*:CudaDevice.Generic*:CudaDevice.Tensors*'
+filter='CudaVsRef.*:CudaTensorCore.*:CudaSpecialKernels.*:CudaApi.TrainingStep*:CudaApi.Update*:CudaDevice.BufferCopies*:CudaDevice.Generic*:CudaDevice.Tensors*'
 filter+=':CudaImage.StartsZero*:CudaImage.Views*'
 for tool in memcheck initcheck; do
   CONVGRAD_GPU_PROBLEMS=${SANITIZER_PROBLEMS:-40} compute-sanitizer --tool $tool \
