@@ -337,11 +337,71 @@ bool vectorised(const ConvProblem& p, const TensorView& a, const TensorView& b) 
   return p.k == p.c && p.c % vec == 0 && special::vector_ok(a, vec) && special::vector_ok(b, vec);
 }
 
-// Channel vectors per block slice: as many as shared memory holds the weights of (`per_vector`
-// filters each).
-int slice_for(std::int64_t vectors, std::int64_t taps, std::int64_t per_vector) {
+// The launch of a kernel that stages its block's weights: `slice` channel vectors per block
+// (as many as shared memory holds the weights of, `per_vector` filters each), `count` blocks
+// along y, `smem` bytes of fp32 weights.
+struct Slices {
+  int slice;
+  std::int64_t count;
+  std::size_t smem;
+  dim3 grid(std::int64_t items, int threads = kThreads) const {
+    return dim3(grid_for(items, count, threads), static_cast<unsigned>(count));
+  }
+};
+
+Slices slices_for(std::int64_t vectors, std::int64_t taps, std::int64_t per_vector) {
   const std::int64_t fit = kWeightBytes / (taps * per_vector * static_cast<std::int64_t>(sizeof(float)));
-  return static_cast<int>(std::clamp<std::int64_t>(std::min(vectors, fit), 1, 1 << 20));
+  const int slice = static_cast<int>(std::clamp<std::int64_t>(std::min(vectors, fit), 1, 1 << 20));
+  return {slice, (vectors + slice - 1) / slice,
+          static_cast<std::size_t>(taps * slice * per_vector) * sizeof(float)};
+}
+
+// The grid of a wgrad kernel whose blocks of `threads` threads take `per_block` channel vectors
+// (x) and one split of `work` positions (y): about `per_sm` blocks per SM in all, each lane with
+// at least a few positions, and no split empty.
+struct WgradGrid {
+  int per_block;
+  std::int64_t blocks_x, splits, per_split;
+};
+
+WgradGrid wgrad_grid(std::int64_t vectors, int threads, std::int64_t work, int per_sm) {
+  WgradGrid g{};
+  g.per_block = static_cast<int>(std::min<std::int64_t>(vectors, threads));
+  const int lanes = threads / g.per_block;
+  g.blocks_x = (vectors + g.per_block - 1) / g.per_block;
+  const std::int64_t want = std::max<std::int64_t>(
+      1, per_sm * static_cast<std::int64_t>(special::multiprocessors()) / g.blocks_x);
+  const std::int64_t most = std::max<std::int64_t>(1, work / (4 * lanes));
+  g.splits = std::clamp<std::int64_t>(want, 1, std::min<std::int64_t>(most, 65535));
+  g.per_split = (work + g.splits - 1) / g.splits;
+  g.splits = (work + g.per_split - 1) / g.per_split;
+  return g;
+}
+
+// fprop's bias as the kernels take it: null when the problem has none.
+struct Bias {
+  const float* data = nullptr;
+  std::int64_t stride = 0;
+};
+
+Bias bias_of(const ConvProblem& p, const core::Operands& o) {
+  if (!p.with_bias || o.b.empty()) return {};
+  return {static_cast<const float*>(o.b.data), o.b.strides[0]};
+}
+
+// Calls launch(T{}, integral_constant<VEC>) for the storage type, VEC the widest the views allow,
+// so that each kernel is instantiated once per type and width.
+template <class Launch>
+void launch_generic(const ConvProblem& p, const core::Operands& o, const Launch& launch) {
+  special::with_storage(p.x_type, [&](auto tag) {
+    using T = decltype(tag);
+    if (vectorised<T>(p, o.x, o.y)) {
+      launch(tag, std::integral_constant<int, 16 / sizeof(T)>{});
+    } else {
+      launch(tag, std::integral_constant<int, 1>{});
+    }
+  });
+  finish_launches();
 }
 
 // ---- 3x3 filters, stride 1 or 2, dilation 1, m == 1, whole 16-byte channel vectors ----------
@@ -751,6 +811,28 @@ Plane plane_of(const ConvProblem& p) {
           p.pad_top,             p.pad_left,            static_cast<int>(p.c)};
 }
 
+// The 3x3 entry points read whole channel vectors; views whose strides or base break the
+// vectors (which rejects() cannot see) go to `fallback`, the generic depthwise kernels. Otherwise
+// calls launch(T{}, integral_constant<S>) with the storage type and the stride, 1 or 2.
+template <class Launch>
+void launch_3x3(const ConvProblem& p, const core::Operands& o, bool accumulate,
+                void (*fallback)(const ConvProblem&, const core::Operands&, bool),
+                const Launch& launch) {
+  bool done = false;
+  special::with_storage(p.x_type, [&](auto tag) {
+    using T = decltype(tag);
+    if (!vectorised<T>(p, o.x, o.y)) return;
+    if (p.stride_h == 1) {
+      launch(tag, std::integral_constant<int, 1>{});
+    } else {
+      launch(tag, std::integral_constant<int, 2>{});
+    }
+    done = true;
+  });
+  if (!done) return fallback(p, o, accumulate);
+  finish_launches();
+}
+
 }  // namespace
 
 constexpr std::int64_t kMaxSide = std::int64_t{1} << 30;
@@ -793,62 +875,35 @@ std::optional<std::string> depthwise_rejects(const ConvProblem& problem) {
 
 void depthwise_fprop(const ConvProblem& problem, const core::Operands& o, bool /*accumulate*/) {
   const Shape shape = shape_of(problem);
-  const bool bias = problem.with_bias && !o.b.empty();
-  const float* bias_data = bias ? static_cast<const float*>(o.b.data) : nullptr;
-  const std::int64_t bias_stride = bias ? o.b.strides[0] : 0;
-  const std::int64_t taps = problem.r * problem.s;
-  special::with_storage(problem.x_type, [&](auto tag) {
+  const Bias bias = bias_of(problem, o);
+  launch_generic(problem, o, [&](auto tag, auto vec_tag) {
     using T = decltype(tag);
-    const auto launch = [&](auto vec_tag) {
-      constexpr int VEC = decltype(vec_tag)::value;
-      const std::int64_t vectors = problem.k / VEC;
-      const int slice = slice_for(vectors, taps, VEC);
-      const std::int64_t slices = (vectors + slice - 1) / slice;
-      const std::int64_t tiles = (problem.p + kRows - 1) / kRows;
-      const std::int64_t total = problem.n * tiles * problem.q * slice;
-      const std::size_t smem = static_cast<std::size_t>(taps * slice * VEC) * sizeof(float);
-      fprop_kernel<T, VEC><<<dim3(grid_for(total, slices), static_cast<unsigned>(slices)), kThreads,
-                             smem, current_stream()>>>(shape, img(o.x), img(o.y), weights(o.w),
-                                                       bias_data, bias_stride, slice,
-                                                       static_cast<unsigned>(total));
-    };
-    if (vectorised<T>(problem, o.x, o.y)) {
-      launch(std::integral_constant<int, 16 / sizeof(T)>{});
-    } else {
-      launch(std::integral_constant<int, 1>{});
-    }
+    constexpr int VEC = decltype(vec_tag)::value;
+    const std::int64_t vectors = problem.k / VEC;
+    const Slices slices = slices_for(vectors, problem.r * problem.s, VEC);
+    const std::int64_t tiles = (problem.p + kRows - 1) / kRows;
+    const std::int64_t total = problem.n * tiles * problem.q * slices.slice;
+    fprop_kernel<T, VEC><<<slices.grid(total), kThreads, slices.smem, current_stream()>>>(
+        shape, img(o.x), img(o.y), weights(o.w), bias.data, bias.stride, slices.slice,
+        static_cast<unsigned>(total));
   });
-  finish_launches();
 }
 
 void depthwise_dgrad(const ConvProblem& problem, const core::Operands& o, bool /*accumulate*/) {
   const Shape shape = shape_of(problem);
-  const std::int64_t taps = problem.r * problem.s;
-  const std::int64_t m = problem.k / problem.c;
-  special::with_storage(problem.x_type, [&](auto tag) {
+  launch_generic(problem, o, [&](auto tag, auto vec_tag) {
     using T = decltype(tag);
-    const auto launch = [&](auto vec_tag) {
-      constexpr int VEC = decltype(vec_tag)::value;
-      const std::int64_t vectors = problem.c / VEC;
-      const int slice = slice_for(vectors, taps, VEC * m);
-      const std::int64_t slices = (vectors + slice - 1) / slice;
-      const std::int64_t columns = (problem.w + problem.stride_w - 1) / problem.stride_w;
-      const std::int64_t rows = (problem.h + problem.stride_h - 1) / problem.stride_h;
-      const std::int64_t tiles = (rows + kRows - 1) / kRows;
-      const std::int64_t total =
-          problem.n * problem.stride_h * tiles * problem.stride_w * columns * slice;
-      const std::size_t smem = static_cast<std::size_t>(taps * slice * VEC * m) * sizeof(float);
-      dgrad_kernel<T, VEC><<<dim3(grid_for(total, slices), static_cast<unsigned>(slices)), kThreads,
-                             smem, current_stream()>>>(shape, img(o.y), img(o.x), weights(o.w),
-                                                       slice, static_cast<unsigned>(total));
-    };
-    if (vectorised<T>(problem, o.x, o.y)) {
-      launch(std::integral_constant<int, 16 / sizeof(T)>{});
-    } else {
-      launch(std::integral_constant<int, 1>{});
-    }
+    constexpr int VEC = decltype(vec_tag)::value;
+    const std::int64_t vectors = problem.c / VEC;
+    const Slices slices = slices_for(vectors, problem.r * problem.s, VEC * (problem.k / problem.c));
+    const std::int64_t columns = (problem.w + problem.stride_w - 1) / problem.stride_w;
+    const std::int64_t rows = (problem.h + problem.stride_h - 1) / problem.stride_h;
+    const std::int64_t tiles = (rows + kRows - 1) / kRows;
+    const std::int64_t total =
+        problem.n * problem.stride_h * tiles * problem.stride_w * columns * slices.slice;
+    dgrad_kernel<T, VEC><<<slices.grid(total), kThreads, slices.smem, current_stream()>>>(
+        shape, img(o.y), img(o.x), weights(o.w), slices.slice, static_cast<unsigned>(total));
   });
-  finish_launches();
 }
 
 void depthwise_wgrad(const ConvProblem& problem, const core::Operands& o, bool accumulate) {
@@ -857,38 +912,19 @@ void depthwise_wgrad(const ConvProblem& problem, const core::Operands& o, bool a
   const std::int64_t taps = problem.r * problem.s;
   const std::int64_t split_floats = problem.k * taps + problem.k;
   const std::int64_t npq = problem.n * problem.p * problem.q;
-  special::with_storage(problem.x_type, [&](auto tag) {
+  launch_generic(problem, o, [&](auto tag, auto vec_tag) {
     using T = decltype(tag);
-    constexpr int vec = 16 / sizeof(T);
-    const auto launch = [&](auto vec_tag) {
-      constexpr int VEC = decltype(vec_tag)::value;
-      const std::int64_t vectors = problem.k / VEC;
-      const int per_block = static_cast<int>(std::min<std::int64_t>(vectors, kWgradThreads));
-      const int lanes = kWgradThreads / per_block;
-      const std::int64_t blocks_x = (vectors + per_block - 1) / per_block;
-      // About three blocks per SM in all, each lane with at least a few positions.
-      const std::int64_t want = std::max<std::int64_t>(
-          1, 3 * static_cast<std::int64_t>(special::multiprocessors()) / blocks_x);
-      const std::int64_t most = std::max<std::int64_t>(1, npq / (4 * lanes));
-      std::int64_t splits = std::clamp<std::int64_t>(want, 1, std::min<std::int64_t>(most, 65535));
-      const std::int64_t per_split = (npq + splits - 1) / splits;
-      splits = (npq + per_split - 1) / per_split;
-      float* partials = special::workspace(static_cast<std::size_t>(splits * split_floats));
-      for (std::int64_t tap0 = 0; tap0 < taps; tap0 += kTaps) {
-        wgrad_kernel<T, VEC><<<dim3(static_cast<unsigned>(blocks_x), static_cast<unsigned>(splits)),
-                               kWgradThreads, 0, current_stream()>>>(
-            shape, img(o.x), img(o.y), static_cast<int>(tap0), bias && tap0 == 0, partials,
-            split_floats, per_split, per_block);
-      }
-      special::reduce_wgrad_partials(problem, o, partials, splits, split_floats, accumulate);
-    };
-    if (vectorised<T>(problem, o.x, o.y)) {
-      launch(std::integral_constant<int, vec>{});
-    } else {
-      launch(std::integral_constant<int, 1>{});
+    constexpr int VEC = decltype(vec_tag)::value;
+    const WgradGrid g = wgrad_grid(problem.k / VEC, kWgradThreads, npq, 3);
+    float* partials = special::workspace(static_cast<std::size_t>(g.splits * split_floats));
+    for (std::int64_t tap0 = 0; tap0 < taps; tap0 += kTaps) {
+      wgrad_kernel<T, VEC><<<dim3(static_cast<unsigned>(g.blocks_x), static_cast<unsigned>(g.splits)),
+                             kWgradThreads, 0, current_stream()>>>(
+          shape, img(o.x), img(o.y), static_cast<int>(tap0), bias && tap0 == 0, partials,
+          split_floats, g.per_split, g.per_block);
     }
+    special::reduce_wgrad_partials(problem, o, partials, g.splits, split_floats, accumulate);
   });
-  finish_launches();
 }
 
 }  // namespace convgrad::cuda
@@ -918,54 +954,29 @@ std::optional<std::string> depthwise3x3_rejects(const ConvProblem& problem) {
   return std::nullopt;
 }
 
-// The 3x3 entry points read whole channel vectors; views whose strides or base break the
-// vectors (which rejects() cannot see) go to the generic depthwise kernels.
 void depthwise3x3_fprop(const ConvProblem& problem, const core::Operands& o, bool accumulate) {
-  bool done = false;
-  special::with_storage(problem.x_type, [&](auto tag) {
+  const Bias bias = bias_of(problem, o);
+  launch_3x3(problem, o, accumulate, depthwise_fprop, [&](auto tag, auto stride_tag) {
     using T = decltype(tag);
     constexpr int VEC = 16 / sizeof(T);
-    if (!vectorised<T>(problem, o.x, o.y)) return;
-    const bool bias = problem.with_bias && !o.b.empty();
-    const float* bias_data = bias ? static_cast<const float*>(o.b.data) : nullptr;
-    const std::int64_t bias_stride = bias ? o.b.strides[0] : 0;
-    const std::int64_t vectors = problem.c / VEC;
-    const int slice = slice_for(vectors, 9, VEC);
-    const std::int64_t slices = (vectors + slice - 1) / slice;
-    const std::size_t smem = static_cast<std::size_t>(9 * slice * VEC) * sizeof(float);
-    const auto launch = [&](auto stride_tag) {
-      constexpr int S = decltype(stride_tag)::value;
-      const std::int64_t strips = (problem.q + Tile3<S>::cols - 1) / Tile3<S>::cols;
-      const std::int64_t bands = (problem.p + Tile3<S>::rows - 1) / Tile3<S>::rows;
-      const std::int64_t total = problem.n * bands * strips * slice;
-      stencil3_kernel<T, VEC, S><<<dim3(grid_for(total, slices, kThreads3),
-                                        static_cast<unsigned>(slices)),
-                                   kThreads3, smem, current_stream()>>>(
-          plane_of(problem), img(o.x), img(o.y), weights(o.w), false, bias_data, bias_stride,
-          slice, static_cast<unsigned>(total));
-    };
-    if (problem.stride_h == 1) {
-      launch(std::integral_constant<int, 1>{});
-    } else {
-      launch(std::integral_constant<int, 2>{});
-    }
-    done = true;
+    constexpr int S = decltype(stride_tag)::value;
+    const Slices slices = slices_for(problem.c / VEC, 9, VEC);
+    const std::int64_t strips = (problem.q + Tile3<S>::cols - 1) / Tile3<S>::cols;
+    const std::int64_t bands = (problem.p + Tile3<S>::rows - 1) / Tile3<S>::rows;
+    const std::int64_t total = problem.n * bands * strips * slices.slice;
+    stencil3_kernel<T, VEC, S><<<slices.grid(total, kThreads3), kThreads3, slices.smem,
+                                 current_stream()>>>(plane_of(problem), img(o.x), img(o.y),
+                                                     weights(o.w), false, bias.data, bias.stride,
+                                                     slices.slice, static_cast<unsigned>(total));
   });
-  if (!done) return depthwise_fprop(problem, o, accumulate);
-  finish_launches();
 }
 
 void depthwise3x3_dgrad(const ConvProblem& problem, const core::Operands& o, bool accumulate) {
-  bool done = false;
-  special::with_storage(problem.x_type, [&](auto tag) {
+  launch_3x3(problem, o, accumulate, depthwise_dgrad, [&](auto tag, auto stride_tag) {
     using T = decltype(tag);
     constexpr int VEC = 16 / sizeof(T);
-    if (!vectorised<T>(problem, o.x, o.y)) return;
-    const std::int64_t vectors = problem.c / VEC;
-    const int slice = slice_for(vectors, 9, VEC);
-    const std::int64_t slices = (vectors + slice - 1) / slice;
-    const std::size_t smem = static_cast<std::size_t>(9 * slice * VEC) * sizeof(float);
-    if (problem.stride_h == 1) {
+    const Slices slices = slices_for(problem.c / VEC, 9, VEC);
+    if constexpr (decltype(stride_tag)::value == 1) {
       // dx = dy correlated with the mirrored filter, padded by 2 - pad: the fprop stencil with
       // the planes swapped.
       Plane g = plane_of(problem);
@@ -973,71 +984,43 @@ void depthwise3x3_dgrad(const ConvProblem& problem, const core::Operands& o, boo
       constexpr int S = 1;
       const std::int64_t strips = (problem.w + Tile3<S>::cols - 1) / Tile3<S>::cols;
       const std::int64_t bands = (problem.h + Tile3<S>::rows - 1) / Tile3<S>::rows;
-      const std::int64_t total = problem.n * bands * strips * slice;
-      stencil3_kernel<T, VEC, S><<<dim3(grid_for(total, slices, kThreads3),
-                                        static_cast<unsigned>(slices)),
-                                   kThreads3, smem, current_stream()>>>(
-          g, img(o.y), img(o.x), weights(o.w), true, nullptr, 0, slice,
-          static_cast<unsigned>(total));
+      const std::int64_t total = problem.n * bands * strips * slices.slice;
+      stencil3_kernel<T, VEC, S><<<slices.grid(total, kThreads3), kThreads3, slices.smem,
+                                   current_stream()>>>(g, img(o.y), img(o.x), weights(o.w), true,
+                                                       nullptr, 0, slices.slice,
+                                                       static_cast<unsigned>(total));
     } else {
       const std::int64_t strips = (problem.w + 2 * kDgrad2Cols) / (2 * kDgrad2Cols);
       const std::int64_t bands = (problem.h + 2 * kDgrad2Rows) / (2 * kDgrad2Rows);
-      const std::int64_t total = problem.n * bands * strips * slice;
-      dgrad_s2_kernel<T, VEC><<<dim3(grid_for(total, slices, kThreads3),
-                                     static_cast<unsigned>(slices)),
-                                kThreads3, smem, current_stream()>>>(
-          plane_of(problem), img(o.y), img(o.x), weights(o.w), slice,
-          static_cast<unsigned>(total));
+      const std::int64_t total = problem.n * bands * strips * slices.slice;
+      dgrad_s2_kernel<T, VEC><<<slices.grid(total, kThreads3), kThreads3, slices.smem,
+                                current_stream()>>>(plane_of(problem), img(o.y), img(o.x),
+                                                    weights(o.w), slices.slice,
+                                                    static_cast<unsigned>(total));
     }
-    done = true;
   });
-  if (!done) return depthwise_dgrad(problem, o, accumulate);
-  finish_launches();
 }
 
 void depthwise3x3_wgrad(const ConvProblem& problem, const core::Operands& o, bool accumulate) {
-  bool done = false;
-  special::with_storage(problem.x_type, [&](auto tag) {
+  const bool bias = !o.b.empty();
+  const std::int64_t split_floats = problem.c * 9 + problem.c;
+  launch_3x3(problem, o, accumulate, depthwise_wgrad, [&](auto tag, auto stride_tag) {
     using T = decltype(tag);
     constexpr int VEC = 16 / sizeof(T);
-    if (!vectorised<T>(problem, o.x, o.y)) return;
-    const bool bias = !o.b.empty();
-    const std::int64_t split_floats = problem.c * 9 + problem.c;
-    const std::int64_t vectors = problem.c / VEC;
-    const int per_block = static_cast<int>(std::min<std::int64_t>(vectors, kWgrad3Threads));
-    const int lanes = kWgrad3Threads / per_block;
-    const std::int64_t blocks_x = (vectors + per_block - 1) / per_block;
-    const auto launch = [&](auto stride_tag) {
-      constexpr int S = decltype(stride_tag)::value;
-      const std::int64_t strips = (problem.q + wgrad3_cols<S>() - 1) / wgrad3_cols<S>();
-      const std::int64_t segments = problem.n * problem.p * strips;
-      // About two blocks per SM in all, each lane with at least a few segments.
-      const std::int64_t want = std::max<std::int64_t>(
-          1, 2 * static_cast<std::int64_t>(special::multiprocessors()) / blocks_x);
-      const std::int64_t most = std::max<std::int64_t>(1, segments / (4 * lanes));
-      std::int64_t splits = std::clamp<std::int64_t>(want, 1, std::min<std::int64_t>(most, 65535));
-      const std::int64_t per_split = (segments + splits - 1) / splits;
-      splits = (segments + per_split - 1) / per_split;
-      float* partials = special::workspace(static_cast<std::size_t>(splits * split_floats));
-      wgrad3_kernel<T, VEC, S>
-          <<<dim3(static_cast<unsigned>(blocks_x), static_cast<unsigned>(splits)), kWgrad3Threads,
-             0, current_stream()>>>(plane_of(problem), problem.n, img(o.x), img(o.y), bias,
-                                    partials, split_floats, per_split, per_block);
-      const std::int64_t total = problem.c * 9 + (bias ? problem.c : 0);
-      reduce3_kernel<<<static_cast<unsigned>((total + 31) / 32), 32 * kReduceGroups, 0,
-                       current_stream()>>>(partials, splits, split_floats, problem.c,
-                                           weights(o.w), bias ? static_cast<float*>(o.b.data) : nullptr,
-                                           bias ? o.b.strides[0] : 0, accumulate, total);
-    };
-    if (problem.stride_h == 1) {
-      launch(std::integral_constant<int, 1>{});
-    } else {
-      launch(std::integral_constant<int, 2>{});
-    }
-    done = true;
+    constexpr int S = decltype(stride_tag)::value;
+    const std::int64_t strips = (problem.q + wgrad3_cols<S>() - 1) / wgrad3_cols<S>();
+    const WgradGrid g = wgrad_grid(problem.c / VEC, kWgrad3Threads, problem.n * problem.p * strips, 2);
+    float* partials = special::workspace(static_cast<std::size_t>(g.splits * split_floats));
+    wgrad3_kernel<T, VEC, S>
+        <<<dim3(static_cast<unsigned>(g.blocks_x), static_cast<unsigned>(g.splits)), kWgrad3Threads,
+           0, current_stream()>>>(plane_of(problem), problem.n, img(o.x), img(o.y), bias, partials,
+                                  split_floats, g.per_split, g.per_block);
+    const std::int64_t total = problem.c * 9 + (bias ? problem.c : 0);
+    reduce3_kernel<<<static_cast<unsigned>((total + 31) / 32), 32 * kReduceGroups, 0,
+                     current_stream()>>>(partials, g.splits, split_floats, problem.c, weights(o.w),
+                                         bias ? static_cast<float*>(o.b.data) : nullptr,
+                                         bias ? o.b.strides[0] : 0, accumulate, total);
   });
-  if (!done) return depthwise_wgrad(problem, o, accumulate);
-  finish_launches();
 }
 
 }  // namespace convgrad::cuda

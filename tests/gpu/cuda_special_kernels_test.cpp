@@ -9,8 +9,6 @@
 
 #include <array>
 #include <cstdint>
-#include <cstdlib>
-#include <cstring>
 #include <iostream>
 #include <random>
 #include <string>
@@ -20,8 +18,8 @@
 #include "convgrad/functional.hpp"
 #include "convgrad/problem.hpp"
 #include "gpu/gpu_support.hpp"
+#include "support/backend_compare.hpp"
 #include "support/oracle_support.hpp"
-#include "support/tensors.hpp"
 
 namespace convgrad {
 namespace {
@@ -35,32 +33,9 @@ constexpr double kFp32Tolerance = 1e-5;
 // 16-bit storage: each side rounds its output once (2^-8 of the value in bfloat16).
 constexpr double kLowPrecisionTolerance = 1e-2;
 
-std::int64_t problem_count(std::int64_t wanted) {
-  if (const char* env = std::getenv("CONVGRAD_GPU_PROBLEMS")) {
-    const long long value = std::atoll(env);
-    if (value > 0) return value;
-  }
-  return wanted;
-}
-
-RunOptions on(const char* backend, const std::string& kernel = {}, bool accumulate = false) {
-  RunOptions options;
-  options.backend = backend;
-  options.kernel = kernel;
-  options.accumulate = accumulate;
-  return options;
-}
-
 std::int64_t uniform(std::mt19937_64& rng, std::int64_t lo, std::int64_t hi) {
   return std::uniform_int_distribution<std::int64_t>(lo, hi)(rng);
 }
-
-std::array<std::int64_t, 4> image_dims(const ConvProblem& p) { return {p.n, p.h, p.w, p.c}; }
-std::array<std::int64_t, 4> filter_dims(const ConvProblem& p) {
-  return {p.k, p.r, p.s, p.c_per_group()};
-}
-std::array<std::int64_t, 4> output_dims(const ConvProblem& p) { return {p.n, p.p, p.q, p.k}; }
-std::array<std::int64_t, 4> bias_dims(const ConvProblem& p) { return {p.k, 1, 1, 1}; }
 
 // Channel counts that are often whole 16-byte vectors (the vectorised paths) and often not.
 std::int64_t channels(std::mt19937_64& rng, std::int64_t most) {
@@ -127,150 +102,38 @@ ConvProblem draw(std::mt19937_64& rng, Kind kind, std::size_t index) {
   return p;
 }
 
-bool check(const char* name, const StridedTensor& got_tensor, const StridedTensor& want_tensor,
-           double tolerance, double& max_error) {
-  const std::vector<float> got = got_tensor.gather();
-  const std::vector<float> want = want_tensor.gather();
-  const double error = test::relative_error(got, want);
-  max_error = std::max(max_error, error);
-  const std::int64_t unwritten = test::count_nan(got);
-  const std::int64_t outside = got_tensor.outside_written();
-  EXPECT_EQ(unwritten, 0) << name << ": the kernel left elements unwritten";
-  EXPECT_EQ(outside, 0) << name << ": the kernel wrote outside its view";
-  EXPECT_LE(error, tolerance) << name << ": relative error to the reference";
-  return unwritten == 0 && outside == 0 && error <= tolerance;
+// The reference's outputs are not checked for NaN here: the suites against the reference do.
+bool check(const char* name, const StridedTensor& got, const StridedTensor& want, double tolerance,
+           double& max_error) {
+  return test::expect_close(name, "the kernel", got, want, tolerance, max_error,
+                            test::ReferenceCheck::unchecked);
 }
 
-bool same_bits(const StridedTensor& a, const StridedTensor& b) {
-  const std::vector<float> x = a.gather(), y = b.gather();
-  return x.size() == y.size() && std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0;
-}
-
-// The kernels a suite forces, by glob; empty leaves that direction out.
-struct Forced {
-  std::string fprop, dgrad, wgrad;
-};
-
-void run_suite(const char* name, std::uint64_t salt, Kind kind, const Forced& forced,
+// `kernels` forces each direction's kernel by glob; std::nullopt leaves that direction out.
+void run_suite(const char* name, std::uint64_t salt, Kind kind, const test::Kernels& kernels,
                std::int64_t wanted) {
-  const std::int64_t problems = problem_count(wanted);
+  const std::int64_t problems = test::problem_count(wanted);
   std::mt19937_64 rng = test::make_rng(salt);
-  std::int64_t ran = 0, redrawn = 0, strided = 0, failures = 0;
-  double max_error = 0.0;
-  const TensorView none{};
-  for (std::size_t index = 0; ran < problems && failures < 10; ++index) {
+  test::Tally tally;
+  std::int64_t strided = 0;
+  for (std::size_t index = 0; tally.more(problems); ++index) {
     const ConvProblem p = draw(rng, kind, index);
     const Layout layout = index % 4 == 3 ? Layout::strided : Layout::dense;
     SCOPED_TRACE(test::describe(p) + (layout == Layout::strided ? " [strided views]" : "") + "; " +
                  test::repro_hint());
-    const double tolerance =
-        p.x_type == DataType::float32 ? kFp32Tolerance : kLowPrecisionTolerance;
-
-    StridedTensor x(p.x_type, image_dims(p), layout, rng);
-    StridedTensor w(p.w_type, filter_dims(p), layout, rng);
-    StridedTensor b(DataType::float32, bias_dims(p), layout, rng);
-    StridedTensor dy(p.y_type, output_dims(p), layout, rng);
-    for (StridedTensor* t : {&x, &w, &b, &dy}) t->fill_uniform(rng);
-    const auto make = [&](DataType type, const std::array<std::int64_t, 4>& dims) {
-      return StridedTensor(type, dims, layout, rng);
-    };
-    StridedTensor ref_y = make(p.y_type, output_dims(p)), ref_dx = make(p.x_type, image_dims(p));
-    StridedTensor ref_dw = make(p.w_type, filter_dims(p)), ref_db = make(DataType::float32, bias_dims(p));
-    StridedTensor ref_dw_acc = make(p.w_type, filter_dims(p));
-    StridedTensor ref_db_acc = make(DataType::float32, bias_dims(p));
-    ref_dw_acc.fill_uniform(rng);
-    ref_db_acc.fill_uniform(rng);
-    StridedTensor y = make(p.y_type, output_dims(p)), dx = make(p.x_type, image_dims(p));
-    StridedTensor dw = make(p.w_type, filter_dims(p)), db = make(DataType::float32, bias_dims(p));
-    StridedTensor dw2 = make(p.w_type, filter_dims(p)), db2 = make(DataType::float32, bias_dims(p));
-    StridedTensor dw_acc = make(p.w_type, filter_dims(p));
-    StridedTensor db_acc = make(DataType::float32, bias_dims(p));
-    dw_acc.scatter(ref_dw_acc.gather());
-    db_acc.scatter(ref_db_acc.gather());
-
-    try {
-      const TensorView bias = p.with_bias ? b.view() : none;
-      if (!forced.fprop.empty()) fprop(p, x.view(), w.view(), bias, ref_y.view(), on("ref"));
-      if (!forced.dgrad.empty()) dgrad(p, dy.view(), w.view(), ref_dx.view(), on("ref"));
-      if (!forced.wgrad.empty()) {
-        wgrad(p, x.view(), dy.view(), ref_dw.view(), p.with_bias ? ref_db.view() : none, on("ref"));
-        wgrad(p, x.view(), dy.view(), ref_dw_acc.view(), p.with_bias ? ref_db_acc.view() : none,
-              on("ref", {}, true));
-      }
-    } catch (const std::exception& error) {
-      ADD_FAILURE() << "the reference threw: " << error.what();
-      ++failures;
-      continue;
+    const test::CudaCheck check{
+        .kernels = kernels,
+        .tolerance = p.x_type == DataType::float32 ? kFp32Tolerance : kLowPrecisionTolerance,
+        .backend = "the kernel",
+        .reference = test::ReferenceCheck::unchecked};
+    if (tally.add(test::check_problem(p, layout, check, rng, tally.max_error))) {
+      strided += layout == Layout::strided;
     }
-    if ((!forced.fprop.empty() &&
-         test::mostly_zero_where(ref_y.gather(), test::reached(p, Direction::fprop))) ||
-        (!forced.dgrad.empty() &&
-         test::mostly_zero_where(ref_dx.gather(), test::reached(p, Direction::dgrad))) ||
-        (!forced.wgrad.empty() &&
-         test::mostly_zero_where(ref_dw.gather(), test::reached(p, Direction::wgrad)))) {
-      ++redrawn;  // windows wholly in the padding: draw another
-      continue;
-    }
-
-    try {
-      const DeviceMirror gx(x), gw(w), gb(b), gdy(dy);
-      DeviceMirror gy(y), gdx(dx), gdw(dw), gdb(db), gdw2(dw2), gdb2(db2), gdw_acc(dw_acc),
-          gdb_acc(db_acc);
-      for (DeviceMirror* out : {&gy, &gdx, &gdw, &gdb, &gdw2, &gdb2}) out->poison();
-      if (!forced.fprop.empty()) {
-        fprop(p, gx.view(), gw.view(), p.with_bias ? gb.view() : none, gy.view(),
-              on("cuda", forced.fprop));
-      }
-      if (!forced.dgrad.empty()) {
-        dgrad(p, gdy.view(), gw.view(), gdx.view(), on("cuda", forced.dgrad));
-      }
-      if (!forced.wgrad.empty()) {
-        wgrad(p, gx.view(), gdy.view(), gdw.view(), p.with_bias ? gdb.view() : none,
-              on("cuda", forced.wgrad));
-        wgrad(p, gx.view(), gdy.view(), gdw2.view(), p.with_bias ? gdb2.view() : none,
-              on("cuda", forced.wgrad));
-        wgrad(p, gx.view(), gdy.view(), gdw_acc.view(), p.with_bias ? gdb_acc.view() : none,
-              on("cuda", forced.wgrad, true));
-      }
-      gy.download(y);
-      gdx.download(dx);
-      gdw.download(dw);
-      gdb.download(db);
-      gdw2.download(dw2);
-      gdb2.download(db2);
-      gdw_acc.download(dw_acc);
-      gdb_acc.download(db_acc);
-    } catch (const std::exception& error) {
-      ADD_FAILURE() << "the cuda backend threw: " << error.what();
-      ++failures;
-      continue;
-    }
-    ++ran;
-    strided += layout == Layout::strided;
-    bool ok = true;
-    if (!forced.fprop.empty()) ok &= check("fprop y", y, ref_y, tolerance, max_error);
-    if (!forced.dgrad.empty()) ok &= check("dgrad dx", dx, ref_dx, tolerance, max_error);
-    if (!forced.wgrad.empty()) {
-      ok &= check("wgrad dw", dw, ref_dw, tolerance, max_error);
-      ok &= check("wgrad dw (accumulate)", dw_acc, ref_dw_acc, tolerance, max_error);
-      const bool repeat = same_bits(dw, dw2);
-      EXPECT_TRUE(repeat) << "wgrad dw differs between two runs";
-      ok &= repeat;
-      if (p.with_bias) {
-        ok &= check("wgrad db", db, ref_db, tolerance, max_error);
-        ok &= check("wgrad db (accumulate)", db_acc, ref_db_acc, tolerance, max_error);
-        const bool repeat_db = same_bits(db, db2);
-        EXPECT_TRUE(repeat_db) << "wgrad db differs between two runs";
-        ok &= repeat_db;
-      }
-    }
-    if (!ok) ++failures;
   }
-  std::cout << "[cuda special kernels] " << name << ": " << ran << " problems, " << strided
-            << " through strided views, " << redrawn << " redrawn; largest relative error "
-            << max_error << "\n";
-  EXPECT_LT(failures, 10) << "stopped after 10 failing problems";
-  EXPECT_GE(ran, problems);
+  std::cout << "[cuda special kernels] " << name << ": " << tally.ran << " problems, " << strided
+            << " through strided views, " << tally.redrawn << " redrawn; largest relative error "
+            << tally.max_error << "\n";
+  tally.expect_done(problems);
 }
 
 TEST(CudaSpecialKernels, Depthwise) {
@@ -302,7 +165,8 @@ TEST(CudaSpecialKernels, FewChannel) {
 
 TEST(CudaSpecialKernels, SplitWgrad) {
   CONVGRAD_REQUIRE_CUDA();
-  run_suite("SplitWgrad", 0x5e1a04, Kind::any, {"", "", "cuda.wgrad.split.*"}, 300);
+  run_suite("SplitWgrad", 0x5e1a04, Kind::any, {std::nullopt, std::nullopt, "cuda.wgrad.split.*"},
+            300);
 }
 
 // Larger problems than the random draws reach, so that the split reductions use many splits and
@@ -327,24 +191,24 @@ TEST(CudaSpecialKernels, LayerShapes) {
       p.x_type = p.w_type = p.y_type = type;
       SCOPED_TRACE(test::describe(p));
       const double tolerance = type == DataType::float32 ? kFp32Tolerance : kLowPrecisionTolerance;
-      StridedTensor x(type, image_dims(p), Layout::dense, rng), w(type, filter_dims(p), Layout::dense, rng);
-      StridedTensor dy(type, output_dims(p), Layout::dense, rng);
-      StridedTensor b(DataType::float32, bias_dims(p), Layout::dense, rng);
+      StridedTensor x(type, test::image_dims(p), Layout::dense, rng), w(type, test::filter_dims(p), Layout::dense, rng);
+      StridedTensor dy(type, test::output_dims(p), Layout::dense, rng);
+      StridedTensor b(DataType::float32, test::bias_dims(p), Layout::dense, rng);
       for (StridedTensor* t : {&x, &w, &dy, &b}) t->fill_uniform(rng);
-      StridedTensor ry(type, output_dims(p), Layout::dense, rng), rdx(type, image_dims(p), Layout::dense, rng);
-      StridedTensor rdw(type, filter_dims(p), Layout::dense, rng), rdb(DataType::float32, bias_dims(p), Layout::dense, rng);
-      StridedTensor gy_(type, output_dims(p), Layout::dense, rng), gdx_(type, image_dims(p), Layout::dense, rng);
-      StridedTensor gdw_(type, filter_dims(p), Layout::dense, rng), gdb_(DataType::float32, bias_dims(p), Layout::dense, rng);
-      fprop(p, x.view(), w.view(), b.view(), ry.view(), on("ref"));
-      dgrad(p, dy.view(), w.view(), rdx.view(), on("ref"));
-      wgrad(p, x.view(), dy.view(), rdw.view(), rdb.view(), on("ref"));
+      StridedTensor ry(type, test::output_dims(p), Layout::dense, rng), rdx(type, test::image_dims(p), Layout::dense, rng);
+      StridedTensor rdw(type, test::filter_dims(p), Layout::dense, rng), rdb(DataType::float32, test::bias_dims(p), Layout::dense, rng);
+      StridedTensor gy_(type, test::output_dims(p), Layout::dense, rng), gdx_(type, test::image_dims(p), Layout::dense, rng);
+      StridedTensor gdw_(type, test::filter_dims(p), Layout::dense, rng), gdb_(DataType::float32, test::bias_dims(p), Layout::dense, rng);
+      fprop(p, x.view(), w.view(), b.view(), ry.view(), test::run_on("ref"));
+      dgrad(p, dy.view(), w.view(), rdx.view(), test::run_on("ref"));
+      wgrad(p, x.view(), dy.view(), rdw.view(), rdb.view(), test::run_on("ref"));
       {
         const DeviceMirror gx(x), gw(w), gb(b), gdy(dy);
         DeviceMirror gy(gy_), gdx(gdx_), gdw(gdw_), gdb(gdb_);
         for (DeviceMirror* out : {&gy, &gdx, &gdw, &gdb}) out->poison();
-        fprop(p, gx.view(), gw.view(), gb.view(), gy.view(), on("cuda", fprop_glob));
-        dgrad(p, gdy.view(), gw.view(), gdx.view(), on("cuda", dgrad_glob));
-        wgrad(p, gx.view(), gdy.view(), gdw.view(), gdb.view(), on("cuda", "cuda.wgrad.*.simt.*"));
+        fprop(p, gx.view(), gw.view(), gb.view(), gy.view(), test::run_on("cuda", fprop_glob));
+        dgrad(p, gdy.view(), gw.view(), gdx.view(), test::run_on("cuda", dgrad_glob));
+        wgrad(p, gx.view(), gdy.view(), gdw.view(), gdb.view(), test::run_on("cuda", "cuda.wgrad.*.simt.*"));
         gy.download(gy_);
         gdx.download(gdx_);
         gdw.download(gdw_);
@@ -367,7 +231,7 @@ void expect_rejected(const std::string& problem_text, Direction direction, const
   p.y_type = y_type;
   SCOPED_TRACE(problem_text + " " + glob);
   try {
-    (void)kernel_name(p, direction, on("cuda", glob));
+    (void)kernel_name(p, direction, test::run_on("cuda", glob));
     ADD_FAILURE() << "the kernel accepted the problem";
   } catch (const Unsupported& error) {
     EXPECT_NE(std::string(error.what()).find(reason), std::string::npos) << error.what();

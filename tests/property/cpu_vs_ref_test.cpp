@@ -16,6 +16,7 @@
 
 #include "convgrad/functional.hpp"
 #include "convgrad/problem.hpp"
+#include "support/backend_compare.hpp"
 #include "support/oracle_support.hpp"
 #include "support/tensors.hpp"
 
@@ -52,13 +53,11 @@ double accumulate_tolerance(DataType type) {
   return kFp32Tolerance;
 }
 
-enum class Data { uniform, integers };
-
 struct SuiteSpec {
   const char* name;
   std::uint64_t salt;
   std::int64_t problems;
-  Data data = Data::uniform;
+  test::Data data = test::Data::uniform;
   // float32 only, or 16-bit storage cycling through float16, bfloat16 and mixed types.
   bool low_precision = false;
   double tolerance = kFp32Tolerance;
@@ -67,45 +66,14 @@ struct SuiteSpec {
   std::int64_t max_channels = 20;
 };
 
-RunOptions backend(const char* name, bool accumulate = false) {
-  RunOptions options;
-  options.backend = name;
-  options.accumulate = accumulate;
-  return options;
-}
-
-std::array<std::int64_t, 4> image_dims(const ConvProblem& p) { return {p.n, p.h, p.w, p.c}; }
-std::array<std::int64_t, 4> filter_dims(const ConvProblem& p) {
-  return {p.k, p.r, p.s, p.c_per_group()};
-}
-std::array<std::int64_t, 4> output_dims(const ConvProblem& p) { return {p.n, p.p, p.q, p.k}; }
-std::array<std::int64_t, 4> bias_dims(const ConvProblem& p) { return {p.k, 1, 1, 1}; }
-
-void fill(StridedTensor& tensor, Data data, std::mt19937_64& rng) {
-  if (data == Data::integers) {
-    tensor.fill_integers(rng, 3);
-  } else {
-    tensor.fill_uniform(rng);
-  }
-}
-
 // The outputs of one backend on one problem; dw_acc and db_acc start as dw0 and db0.
 struct Outputs {
   StridedTensor y, dx, dw, db, dw_acc, db_acc;
 };
 
-// Compares one output of the CPU backend with the reference's; returns whether it passed.
 bool check(const char* name, const StridedTensor& cpu, const StridedTensor& ref, double tolerance,
            double& max_error) {
-  const std::vector<float> got = cpu.gather();
-  const std::vector<float> want = ref.gather();
-  const double error = test::relative_error(got, want);
-  max_error = std::max(max_error, error);
-  EXPECT_EQ(test::count_nan(got), 0) << name << ": the CPU backend left elements unwritten";
-  EXPECT_EQ(cpu.outside_written(), 0) << name << ": the CPU backend wrote outside its view";
-  EXPECT_EQ(test::count_nan(want), 0) << name << ": the reference left elements unwritten";
-  EXPECT_LE(error, tolerance) << name << ": relative error of the CPU backend to the reference";
-  return test::count_nan(got) == 0 && cpu.outside_written() == 0 && error <= tolerance;
+  return test::expect_close(name, "the CPU backend", cpu, ref, tolerance, max_error);
 }
 
 void run_suite(const SuiteSpec& spec) {
@@ -142,36 +110,36 @@ void run_suite(const SuiteSpec& spec) {
     SCOPED_TRACE(test::describe(p) + (layout == Layout::strided ? " [strided views]" : "") + "; " +
                  test::repro_hint());
 
-    StridedTensor x(p.x_type, image_dims(p), layout, rng);
-    StridedTensor w(p.w_type, filter_dims(p), layout, rng);
-    StridedTensor b(DataType::float32, bias_dims(p), layout, rng);
-    StridedTensor dy(p.y_type, output_dims(p), layout, rng);
-    for (StridedTensor* t : {&x, &w, &b, &dy}) fill(*t, spec.data, rng);
+    StridedTensor x(p.x_type, test::image_dims(p), layout, rng);
+    StridedTensor w(p.w_type, test::filter_dims(p), layout, rng);
+    StridedTensor b(DataType::float32, test::bias_dims(p), layout, rng);
+    StridedTensor dy(p.y_type, test::output_dims(p), layout, rng);
+    for (StridedTensor* t : {&x, &w, &b, &dy}) test::fill(*t, spec.data, rng);
     // The starting dw and db of accumulate mode.
-    StridedTensor dw0(p.w_type, filter_dims(p), Layout::dense, rng);
-    StridedTensor db0(DataType::float32, bias_dims(p), Layout::dense, rng);
-    fill(dw0, spec.data, rng);
-    fill(db0, spec.data, rng);
+    StridedTensor dw0(p.w_type, test::filter_dims(p), Layout::dense, rng);
+    StridedTensor db0(DataType::float32, test::bias_dims(p), Layout::dense, rng);
+    test::fill(dw0, spec.data, rng);
+    test::fill(db0, spec.data, rng);
 
     const auto outputs = [&] {
-      Outputs out{StridedTensor(p.y_type, output_dims(p), layout, rng),
-                  StridedTensor(p.x_type, image_dims(p), layout, rng),
-                  StridedTensor(p.w_type, filter_dims(p), layout, rng),
-                  StridedTensor(DataType::float32, bias_dims(p), layout, rng),
-                  StridedTensor(p.w_type, filter_dims(p), layout, rng),
-                  StridedTensor(DataType::float32, bias_dims(p), layout, rng)};
+      Outputs out{StridedTensor(p.y_type, test::output_dims(p), layout, rng),
+                  StridedTensor(p.x_type, test::image_dims(p), layout, rng),
+                  StridedTensor(p.w_type, test::filter_dims(p), layout, rng),
+                  StridedTensor(DataType::float32, test::bias_dims(p), layout, rng),
+                  StridedTensor(p.w_type, test::filter_dims(p), layout, rng),
+                  StridedTensor(DataType::float32, test::bias_dims(p), layout, rng)};
       out.dw_acc.scatter(dw0.gather());
       out.db_acc.scatter(db0.gather());
       return out;
     };
     const TensorView no_tensor{};
     const auto run = [&](const char* name, Outputs& out) {
-      fprop(p, x.view(), w.view(), p.with_bias ? b.view() : no_tensor, out.y.view(), backend(name));
-      dgrad(p, dy.view(), w.view(), out.dx.view(), backend(name));
+      fprop(p, x.view(), w.view(), p.with_bias ? b.view() : no_tensor, out.y.view(), test::run_on(name));
+      dgrad(p, dy.view(), w.view(), out.dx.view(), test::run_on(name));
       wgrad(p, x.view(), dy.view(), out.dw.view(), p.with_bias ? out.db.view() : no_tensor,
-            backend(name));
+            test::run_on(name));
       wgrad(p, x.view(), dy.view(), out.dw_acc.view(), p.with_bias ? out.db_acc.view() : no_tensor,
-            backend(name, true));
+            test::run_on(name, {}, true));
     };
 
     Outputs ref = outputs();
@@ -200,7 +168,7 @@ void run_suite(const SuiteSpec& spec) {
     strided += layout == Layout::strided;
     census.add(p);
     for (const Direction direction : {Direction::fprop, Direction::dgrad, Direction::wgrad}) {
-      ++kernels[kernel_name(p, direction, backend("cpu"))];
+      ++kernels[kernel_name(p, direction, test::run_on("cpu"))];
     }
 
     bool ok = true;
@@ -218,7 +186,7 @@ void run_suite(const SuiteSpec& spec) {
     const auto expect_sum = [&](const char* name, const StridedTensor& start,
                                 const StridedTensor& grad, const StridedTensor& got,
                                 DataType type) {
-      const double allowed = spec.data == Data::integers ? tol : accumulate_tolerance(type);
+      const double allowed = spec.data == test::Data::integers ? tol : accumulate_tolerance(type);
       const std::vector<float> a = start.gather(), g = grad.gather();
       std::vector<float> sum(a.size());
       for (std::size_t i = 0; i < a.size(); ++i) {
@@ -264,7 +232,7 @@ TEST(CpuVsRef, Float32Integers) {
   run_suite({.name = "Float32Integers",
              .salt = 0xc902,
              .problems = 200,
-             .data = Data::integers,
+             .data = test::Data::integers,
              .tolerance = kIntegerTolerance});
 }
 
