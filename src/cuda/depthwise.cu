@@ -768,44 +768,6 @@ __global__ void __launch_bounds__(kWgrad3Threads, sizeof(T) == 4 ? 2 : 1)
   }
 }
 
-// The split sums of the 3x3 wgrad, added in a fixed order: thread (element, group) adds the
-// splits group, group + kReduceGroups, ... in order, then one thread per element adds the groups
-// in order. The shared one-thread-per-element reduction walks hundreds of splits one dependent
-// load after another, which cost more than the 3x3 wgrad itself; this one has 32 short walks
-// per element in flight. The same bits on every run for a given split count.
-constexpr int kReduceGroups = 32;
-
-__global__ void __launch_bounds__(32 * kReduceGroups)
-    reduce3_kernel(const float* partials, std::int64_t splits, std::int64_t split_floats,
-                   std::int64_t channels, Weights dw, float* db, std::int64_t db_stride,
-                   bool accumulate, std::int64_t total) {
-  __shared__ float part[kReduceGroups][33];
-  const int element = static_cast<int>(threadIdx.x) % 32;
-  const int group = static_cast<int>(threadIdx.x) / 32;
-  const std::int64_t e = static_cast<std::int64_t>(blockIdx.x) * 32 + element;
-  float sum = 0.0f;
-  if (e < total) {
-#pragma unroll 4
-    for (std::int64_t s = group; s < splits; s += kReduceGroups) sum += partials[s * split_floats + e];
-  }
-  part[group][element] = sum;
-  __syncthreads();
-  if (group != 0 || e >= total) return;
-  float all = 0.0f;
-#pragma unroll
-  for (int g = 0; g < kReduceGroups; ++g) all += part[g][element];
-  if (e < channels * 9) {
-    const std::int64_t c = e / 9;
-    const int tap = static_cast<int>(e % 9);
-    const std::int64_t at = c * dw.s0 + tap / 3 * dw.s1 + tap % 3 * dw.s2;
-    void* data = const_cast<void*>(dw.data);
-    special::store_any(data, dw.type, at, accumulate ? load_any(dw.data, dw.type, at) + all : all);
-  } else {
-    float* out = db + (e - channels * 9) * db_stride;
-    *out = accumulate ? *out + all : all;
-  }
-}
-
 Plane plane_of(const ConvProblem& p) {
   return {static_cast<int>(p.h), static_cast<int>(p.w), static_cast<int>(p.p), static_cast<int>(p.q),
           p.pad_top,             p.pad_left,            static_cast<int>(p.c)};
@@ -1015,11 +977,7 @@ void depthwise3x3_wgrad(const ConvProblem& problem, const core::Operands& o, boo
         <<<dim3(static_cast<unsigned>(g.blocks_x), static_cast<unsigned>(g.splits)), kWgrad3Threads,
            0, current_stream()>>>(plane_of(problem), problem.n, img(o.x), img(o.y), bias, partials,
                                   split_floats, g.per_split, g.per_block);
-    const std::int64_t total = problem.c * 9 + (bias ? problem.c : 0);
-    reduce3_kernel<<<static_cast<unsigned>((total + 31) / 32), 32 * kReduceGroups, 0,
-                     current_stream()>>>(partials, g.splits, split_floats, problem.c, weights(o.w),
-                                         bias ? static_cast<float*>(o.b.data) : nullptr,
-                                         bias ? o.b.strides[0] : 0, accumulate, total);
+    special::reduce_wgrad_partials(problem, o, partials, g.splits, split_floats, accumulate);
   });
 }
 

@@ -28,29 +28,48 @@ std::optional<std::string> reject_mixed_image_types(const ConvProblem& problem) 
 
 namespace {
 
-__global__ void reduce_kernel(const float* partials, std::int64_t splits, std::int64_t split_floats,
-                              std::int64_t k, std::int64_t r, std::int64_t s, std::int64_t cg,
-                              void* dw, DataType dw_type, std::int64_t w0, std::int64_t w1,
-                              std::int64_t w2, std::int64_t w3, float* db, std::int64_t b0,
-                              bool accumulate, std::int64_t total) {
-  const std::int64_t dw_count = k * r * s * cg;
-  for (std::int64_t e = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-       e < total; e += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
-    float sum = 0.0f;
-    for (std::int64_t split = 0; split < splits; ++split) sum += partials[split * split_floats + e];
-    if (e < dw_count) {
-      const std::int64_t c = e % cg;
-      std::int64_t t = e / cg;
-      const std::int64_t si = t % s;
-      t /= s;
-      const std::int64_t ri = t % r;
-      const std::int64_t ki = t / r;
-      const std::int64_t at = ki * w0 + ri * w1 + si * w2 + c * w3;
-      store_any(dw, dw_type, at, accumulate ? load_any(dw, dw_type, at) + sum : sum);
-    } else {
-      float* out = db + (e - dw_count) * b0;
-      *out = accumulate ? *out + sum : sum;
+// Thread (element, group) adds the splits group, group + kReduceGroups, ... in order, then one
+// thread per element adds the groups in order: the same bits on every run for a given split
+// count. One thread walking hundreds of splits, one dependent load after another, cost more than
+// the split wgrads it finished; here 32 short walks per element are in flight.
+constexpr int kReduceGroups = 32;
+
+__global__ void __launch_bounds__(32 * kReduceGroups)
+    reduce_kernel(const float* partials, std::int64_t splits, std::int64_t split_floats,
+                  std::int64_t k, std::int64_t r, std::int64_t s, std::int64_t cg, void* dw,
+                  DataType dw_type, std::int64_t w0, std::int64_t w1, std::int64_t w2,
+                  std::int64_t w3, float* db, std::int64_t b0, bool accumulate,
+                  std::int64_t total) {
+  __shared__ float part[kReduceGroups][33];
+  const int element = static_cast<int>(threadIdx.x) % 32;
+  const int group = static_cast<int>(threadIdx.x) / 32;
+  const std::int64_t e = static_cast<std::int64_t>(blockIdx.x) * 32 + element;
+  float sum = 0.0f;
+  if (e < total) {
+#pragma unroll 4
+    for (std::int64_t split = group; split < splits; split += kReduceGroups) {
+      sum += partials[split * split_floats + e];
     }
+  }
+  part[group][element] = sum;
+  __syncthreads();
+  if (group != 0 || e >= total) return;
+  float all = 0.0f;
+#pragma unroll
+  for (int g = 0; g < kReduceGroups; ++g) all += part[g][element];
+  const std::int64_t dw_count = k * r * s * cg;
+  if (e < dw_count) {
+    const std::int64_t c = e % cg;
+    std::int64_t t = e / cg;
+    const std::int64_t si = t % s;
+    t /= s;
+    const std::int64_t ri = t % r;
+    const std::int64_t ki = t / r;
+    const std::int64_t at = ki * w0 + ri * w1 + si * w2 + c * w3;
+    store_any(dw, dw_type, at, accumulate ? load_any(dw, dw_type, at) + all : all);
+  } else {
+    float* out = db + (e - dw_count) * b0;
+    *out = accumulate ? *out + all : all;
   }
 }
 
@@ -96,10 +115,9 @@ void reduce_wgrad_partials(const ConvProblem& p, const core::Operands& o, const 
                            std::int64_t splits, std::int64_t split_floats, bool accumulate) {
   const bool bias = !o.b.empty();
   const std::int64_t total = p.k * p.r * p.s * p.c_per_group() + (bias ? p.k : 0);
-  constexpr int threads = 256;
-  const std::int64_t blocks =
-      std::clamp<std::int64_t>((total + threads - 1) / threads, 1, std::int64_t{1} << 20);
-  reduce_kernel<<<static_cast<unsigned>(blocks), threads, 0, current_stream()>>>(
+  // 32 elements a block; the grid's x limit (2^31 - 1 blocks) is far above any filter.
+  const std::int64_t blocks = (total + 31) / 32;
+  reduce_kernel<<<static_cast<unsigned>(blocks), 32 * kReduceGroups, 0, current_stream()>>>(
       partials, splits, split_floats, p.k, p.r, p.s, p.c_per_group(), o.w.data, o.w.type,
       o.w.strides[0], o.w.strides[1], o.w.strides[2], o.w.strides[3],
       bias ? static_cast<float*>(o.b.data) : nullptr, bias ? o.b.strides[0] : 0, accumulate,

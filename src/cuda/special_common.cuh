@@ -136,8 +136,9 @@ float* workspace(std::size_t count);
 
 /// The last step of every split wgrad: `partials` holds `splits` blocks of `split_floats` floats,
 /// each the dense [K][R][S][C/groups] dw sums of one split followed by K db sums. Each dw and db
-/// element adds its splits in split order (the same bits on every run), then is stored in dw's
-/// type, added to what dw and db hold when `accumulate`. Launches on current_stream(); the caller
+/// element adds its splits in a fixed order (splits g, g + 32, ... for each of 32 groups, then the
+/// groups in order: the same bits on every run), then is stored in dw's type, added to what dw and
+/// db hold when `accumulate`. Launches on current_stream(); the caller
 /// calls finish_launches().
 void reduce_wgrad_partials(const ConvProblem& problem, const core::Operands& operands,
                            const float* partials, std::int64_t splits, std::int64_t split_floats,
