@@ -108,7 +108,9 @@ void wgrad_direct(const ConvProblem& p, const core::Operands& o, bool accumulate
       for (std::int64_t n = 0; n < p.n; ++n) {
         for (std::int64_t oh = 0; oh < p.p; ++oh) {
           std::fill(partial.begin(), partial.end(), 0.0f);
-          float bias_partial = 0.0f;
+          // db is often a small difference of large sums, added in accumulate mode to a value of
+          // similar size: summed in double and rounded once, as the SIMD kernels' db is.
+          double bias_partial = 0.0;
           for (std::int64_t ow = 0; ow < p.q; ++ow) {
             const float dyv = dy[static_cast<std::size_t>(((n * p.p + oh) * p.q + ow) * p.k + k)];
             bias_partial += dyv;
@@ -128,7 +130,10 @@ void wgrad_direct(const ConvProblem& p, const core::Operands& o, bool accumulate
           bias_sum += bias_partial;
         }
       }
-      if (with_db) db[static_cast<std::size_t>(k)] += static_cast<float>(bias_sum);
+      if (with_db) {
+        float& out = db[static_cast<std::size_t>(k)];
+        out = static_cast<float>(static_cast<double>(out) + bias_sum);
+      }
     }
   });
   unpack_dense(dw, o.w);
