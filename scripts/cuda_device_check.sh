@@ -7,6 +7,8 @@
 # are the summary.
 #   FASHION_MNIST_DIR=DIR  also trains examples/train_fashion_mnist on the GPU (full run)
 #   SKIP_REST=1            skips the non-gpu ctest labels (CI runs those)
+#   GPU_TEST_FILTER=PAT    runs only these gtest cases of the GPU test binary instead of ctest -L gpu
+#   SKIP_SANITIZER=1       skips compute-sanitizer
 #   BENCH_LAYERS=CSV       also runs `convgrad bench --backend cuda --baseline cudnn` over CSV for
 #                          each of BENCH_DTYPES (default bf16), with BENCH_OPTIONS; JSON to $OUT
 # Usage: bash scripts/cuda_device_check.sh [build-dir]
@@ -37,10 +39,17 @@ cmake --build "$build" -j16 -- -k 0 >>"$out/build.log" 2>&1 ||
 t1=$(now)
 summary+=("configure+build: $((t1 - t0)) s, $(grep -c "warning:" "$out/build.log") warnings")
 
-ctest --test-dir "$build" -L gpu -V >"$out/ctest-gpu.log" 2>&1
-rc=$?
-t2=$(now)
-summary+=("ctest -L gpu: rc=$rc, $((t2 - t1)) s: $(grep -E 'tests passed|tests failed' "$out/ctest-gpu.log" | tail -1)")
+if [ -n "${GPU_TEST_FILTER:-}" ]; then
+  "$build/tests/convgrad_gpu_tests" --gtest_filter="$GPU_TEST_FILTER" >"$out/ctest-gpu.log" 2>&1
+  rc=$?
+  t2=$(now)
+  summary+=("gpu tests $GPU_TEST_FILTER: rc=$rc, $((t2 - t1)) s: $(grep -E '^\[  (PASSED|FAILED) ' "$out/ctest-gpu.log" | tr '\n' ' ')")
+else
+  ctest --test-dir "$build" -L gpu -V >"$out/ctest-gpu.log" 2>&1
+  rc=$?
+  t2=$(now)
+  summary+=("ctest -L gpu: rc=$rc, $((t2 - t1)) s: $(grep -E 'tests passed|tests failed' "$out/ctest-gpu.log" | tail -1)")
+fi
 grep -E '^\S*[0-9]+: \[cuda vs ref\]|kernels:|Failed|FAILED|Skipped' "$out/ctest-gpu.log" | head -40
 
 t3=$t2
@@ -64,7 +73,9 @@ fi
 # Everything but the out-of-memory tests, whose failed cudaMalloc the sanitizer reports as such.
 filter='CudaVsRef.*:CudaTensorCore.*:CudaSpecialKernels.*:CudaApi.TrainingStep*:CudaApi.Update*:CudaDevice.BufferCopies*:CudaDevice.Generic*:CudaDevice.Tensors*'
 filter+=':CudaImage.StartsZero*:CudaImage.Views*'
-for tool in memcheck initcheck; do
+tools="memcheck initcheck"
+[ -n "${SKIP_SANITIZER:-}" ] && tools=""
+for tool in $tools; do
   CONVGRAD_GPU_PROBLEMS=${SANITIZER_PROBLEMS:-40} compute-sanitizer --tool $tool \
     --error-exitcode 99 "$build/tests/convgrad_gpu_tests" --gtest_filter="$filter" \
     >"$out/$tool.log" 2>&1

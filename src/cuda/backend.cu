@@ -12,6 +12,7 @@
 #include "cuda/depthwise.hpp"
 #include "cuda/few_channel.hpp"
 #include "cuda/grouped.hpp"
+#include "cuda/grouped_tc.hpp"
 #include "cuda/wgrad_split.hpp"
 #if CONVGRAD_WITH_CUTLASS
 #include "cuda/tc/tensor_core.hpp"
@@ -52,7 +53,7 @@ bool device_present(std::string* reason) {
 
 std::optional<std::string> accepts_all(const ConvProblem&) { return std::nullopt; }
 
-constexpr std::array<core::KernelInfo, 15> kernel_list{{
+constexpr std::array<core::KernelInfo, 21> kernel_list{{
     // Depthwise, grouped and few-channel kernels, then the generic split wgrad (issue #4).
     {"cuda.fprop.depthwise3x3.simt.vec", Direction::fprop, depthwise3x3_rejects,
      depthwise3x3_fprop},
@@ -63,6 +64,19 @@ constexpr std::array<core::KernelInfo, 15> kernel_list{{
     {"cuda.fprop.depthwise.simt.any", Direction::fprop, depthwise_rejects, depthwise_fprop},
     {"cuda.dgrad.depthwise.simt.any", Direction::dgrad, depthwise_rejects, depthwise_dgrad},
     {"cuda.wgrad.depthwise.simt.any", Direction::wgrad, depthwise_rejects, depthwise_wgrad},
+    // Grouped on the tensor cores (16-bit storage, channels per group a multiple of 8).
+    {"cuda.fprop.grouped.tc.bf16", Direction::fprop, grouped_tc_rejects_fprop_bf16,
+     grouped_tc_fprop},
+    {"cuda.fprop.grouped.tc.f16", Direction::fprop, grouped_tc_rejects_fprop_f16,
+     grouped_tc_fprop},
+    {"cuda.dgrad.grouped.tc.bf16", Direction::dgrad, grouped_tc_rejects_dgrad_bf16,
+     grouped_tc_dgrad},
+    {"cuda.dgrad.grouped.tc.f16", Direction::dgrad, grouped_tc_rejects_dgrad_f16,
+     grouped_tc_dgrad},
+    {"cuda.wgrad.grouped.tc.bf16", Direction::wgrad, grouped_tc_rejects_wgrad_bf16,
+     grouped_tc_wgrad},
+    {"cuda.wgrad.grouped.tc.f16", Direction::wgrad, grouped_tc_rejects_wgrad_f16,
+     grouped_tc_wgrad},
     {"cuda.fprop.grouped.simt.any", Direction::fprop, grouped_rejects_fprop, grouped_fprop},
     {"cuda.dgrad.grouped.simt.any", Direction::dgrad, grouped_rejects_dgrad, grouped_dgrad},
     {"cuda.wgrad.grouped.simt.any", Direction::wgrad, grouped_rejects_wgrad, grouped_wgrad},

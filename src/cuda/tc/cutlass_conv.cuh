@@ -36,9 +36,14 @@ namespace convgrad::cuda::tc {
 // Stages = 0 fills shared memory with pipeline stages (one CTA per SM); a small count leaves
 // room for two CTAs per SM, whose epilogue and prologue then overlap the other's main loop (the
 // non-persistent kernel's only way to hide them), which pays for tiles of 64 accumulators a thread.
-template <cutlass::conv::Operator Op, class Element, class TileShape, int Stages = 0>
+// Out = void: the output is float32 for wgrad's partials and the storage type otherwise; an fprop
+// may ask for float32 output (the few-channel dgrad's columns, summed again before rounding).
+template <cutlass::conv::Operator Op, class Element, class TileShape, int Stages = 0,
+          class Out = void>
 struct CutlassConv {
-  using ElementOut = cute::conditional_t<Op == cutlass::conv::Operator::kWgrad, float, Element>;
+  using ElementOut = cute::conditional_t<
+      cute::is_void_v<Out>,
+      cute::conditional_t<Op == cutlass::conv::Operator::kWgrad, float, Element>, Out>;
   using ElementBias = float;
   using LayoutOut = cute::conditional_t<Op == cutlass::conv::Operator::kWgrad,
                                         cutlass::layout::TensorKCSR, cutlass::layout::TensorNHWC>;
@@ -104,11 +109,21 @@ struct CutlassConv {
         cute::get<0, i>(stride_c) = 0;
       });
     }
-    const float beta = bias != nullptr ? 1.0f : 0.0f;
+    const float* source = bias;
+    if (s.add_to_output) {
+      // C is y itself: each element is read and then written by the same thread.
+      if constexpr (cute::is_same_v<ElementOut, float>) {
+        source = static_cast<const float*>(out);
+        stride_c = stride_d;
+      } else {
+        throw DeviceError("CUTLASS fprop: adding into the output needs float32 output");
+      }
+    }
+    const float beta = source != nullptr ? 1.0f : 0.0f;
     return typename Conv::Arguments{
         shape,
         {static_cast<const Element*>(a), static_cast<const Element*>(b)},
-        {{1.0f, beta}, bias, stride_c, static_cast<ElementOut*>(out), stride_d}};
+        {{1.0f, beta}, source, stride_c, static_cast<ElementOut*>(out), stride_d}};
   }
 
   static std::optional<std::string> can_implement(const ConvShape& s) {
@@ -181,8 +196,8 @@ __global__ void __launch_bounds__(Conv::Kernel::MaxThreadsPerBlock,
   op(params.slice[blockIdx.z], smem);
 }
 
-template <cutlass::conv::Operator Op, class Element, class TileShape, int Stages>
-int CutlassConv<Op, Element, TileShape, Stages>::ctas_per_sm() {
+template <cutlass::conv::Operator Op, class Element, class TileShape, int Stages, class Out>
+int CutlassConv<Op, Element, TileShape, Stages, Out>::ctas_per_sm() {
   static const int cached = [] {
     const int smem = static_cast<int>(Kernel::SharedStorageSize);
     const auto kernel = split_kernel<CutlassConv>;
@@ -196,8 +211,8 @@ int CutlassConv<Op, Element, TileShape, Stages>::ctas_per_sm() {
   return cached;
 }
 
-template <cutlass::conv::Operator Op, class Element, class TileShape, int Stages>
-void CutlassConv<Op, Element, TileShape, Stages>::wgrad(const WgradSplit* splits, int count,
+template <cutlass::conv::Operator Op, class Element, class TileShape, int Stages, class Out>
+void CutlassConv<Op, Element, TileShape, Stages, Out>::wgrad(const WgradSplit* splits, int count,
                                                 cudaStream_t stream) {
   static_assert(sizeof(SplitParams) < 32000, "split parameters exceed the parameter space");
   if (count < 1 || count > kMaxSplits) throw DeviceError("CUTLASS wgrad: bad slice count");

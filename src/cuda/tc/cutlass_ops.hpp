@@ -21,6 +21,9 @@ struct ConvShape {
   int pad_top, pad_left, pad_bottom, pad_right;
   int stride_h, stride_w, dilation_h, dilation_w;
   long long act_stride_n = 0, act_stride_h = 0, act_stride_w = 0;  ///< fprop only
+  /// fprop with float32 output: y = conv + y, rounded once per element (no bias then). Sums a
+  /// reduction run in chunks with round-to-nearest adds instead of the tensor cores' own.
+  bool add_to_output = false;
 };
 
 /// One slice of a split wgrad: a range of images and the float32 [k][r][s][c] partial it sums.
@@ -54,5 +57,7 @@ struct CutlassOps {
 // two CTAs share an SM): fprop's N is the output channels, wgrad's M the filters.
 extern const CutlassOps fprop_f16, fprop_bf16, fprop_tf32, fprop_f16_n64, fprop_bf16_n64;
 extern const CutlassOps wgrad_f16, wgrad_bf16, wgrad_f16_m64, wgrad_bf16_m64;
+// The 64-column fprop tile with float32 output, for GEMMs whose result is summed once more.
+extern const CutlassOps fprop_f16_f32out, fprop_bf16_f32out;
 
 }  // namespace convgrad::cuda::tc

@@ -25,8 +25,10 @@
 #include <cstdint>
 #include <limits>
 #include <map>
+#include <tuple>
 #include <numeric>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -35,20 +37,13 @@
 #include "cuda/direct.hpp"
 #include "cuda/memory.hpp"
 #include "cuda/stream.hpp"
+#include "cuda/tc/accurate.hpp"
 #include "cuda/tc/cutlass_ops.hpp"
+#include "cuda/tc/im2col_gemm.hpp"
+#include "cuda/tc/runs.hpp"
 #include "cuda/tc/tensor_core.hpp"
 
 namespace convgrad::cuda::tc {
-namespace {
-
-enum class Kind { f16, bf16, tf32 };
-
-constexpr DataType storage(Kind kind) {
-  return kind == Kind::f16 ? DataType::float16
-                           : kind == Kind::bf16 ? DataType::bfloat16 : DataType::float32;
-}
-// Elements per 16 bytes: TMA moves rows of whole 16-byte units.
-constexpr std::int64_t alignment(Kind kind) { return kind == Kind::tf32 ? 4 : 8; }
 
 // The tile follows the GEMM's shape: with 64 output channels (fprop) or filters (wgrad) or
 // fewer, half of a 128-wide tile would be padding; with a short reduction (<= 576, nine k-tiles)
@@ -61,12 +56,14 @@ const CutlassOps& fprop_ops(Kind kind, std::int64_t output_channels, std::int64_
   }
   return kind == Kind::f16 ? fprop_f16 : fprop_bf16;
 }
+namespace {
 const CutlassOps& wgrad_ops(Kind kind, std::int64_t filters) {
   if (filters <= 64) return kind == Kind::f16 ? wgrad_f16_m64 : wgrad_bf16_m64;
   return kind == Kind::f16 ? wgrad_f16 : wgrad_bf16;
 }
 
 std::string str(std::int64_t v) { return std::to_string(v); }
+}  // namespace
 
 std::optional<std::string> common_rejects(const ConvProblem& p, Kind kind) {
   const DataType t = storage(kind);
@@ -106,6 +103,7 @@ ConvShape fprop_shape(const ConvProblem& p) {
           p.stride_h, p.stride_w, p.dilation_h, p.dilation_w};
 }
 
+namespace {
 // dgrad as fprops, one per phase (the residue of h + pad_top and of w + pad_left modulo the
 // stride). Along one axis, the rows h = first + stride * i of dx read only the taps r with
 // r * dilation = phase (mod stride): taps first_tap + j * tap_step, j < taps; and row i of the
@@ -173,18 +171,21 @@ std::vector<Phase> dgrad_phases(const ConvProblem& p) {
   return phases;
 }
 
-// The fprop of one phase: dy (cropped) as the image, the phase's filter [c][taps_h][taps_w][k].
-ConvShape phase_shape(const ConvProblem& p, const Phase& f) {
+// The fprop of one phase: dy (cropped) as the image, the phase's filter [c][taps_h][taps_w][k],
+// k of dy's p.k channels (a chunk of the reduction).
+ConvShape phase_shape(const ConvProblem& p, const Phase& f, std::int64_t k) {
   ConvShape s{static_cast<int>(p.n),
               static_cast<int>(p.p - f.h.crop_lo - f.h.crop_hi),
               static_cast<int>(p.q - f.w.crop_lo - f.w.crop_hi),
-              static_cast<int>(p.k), static_cast<int>(p.c), f.h.taps, f.w.taps,
+              static_cast<int>(k), static_cast<int>(p.c), f.h.taps, f.w.taps,
               f.h.pad_lo, f.w.pad_lo, f.h.pad_hi, f.w.pad_hi, 1, 1, f.h.dilation, f.w.dilation};
   s.act_stride_w = p.k;
   s.act_stride_h = p.q * p.k;
   s.act_stride_n = p.p * p.q * p.k;
   return s;
 }
+
+}  // namespace
 
 std::optional<std::string> fprop_rejects(const ConvProblem& p, Kind kind) {
   if (auto reason = common_rejects(p, kind)) return reason;
@@ -196,7 +197,7 @@ std::optional<std::string> dgrad_rejects(const ConvProblem& p, Kind kind) {
   for (const Phase& phase : dgrad_phases(p)) {
     if (phase.zero(p.p, p.q)) continue;
     const std::int64_t reduction = p.k * phase.h.taps * phase.w.taps;
-    if (auto reason = fprop_ops(kind, p.c, reduction).can_implement(phase_shape(p, phase))) {
+    if (auto reason = fprop_ops(kind, p.c, reduction).can_implement(phase_shape(p, phase, p.k))) {
       return reason;
     }
   }
@@ -223,6 +224,7 @@ bool packed(const TensorView& v) {
   return aligned16(v.data);
 }
 
+namespace {
 // A per-thread, per-device, per-stream grow-only buffer: work queued earlier on the same stream
 // finishes before later work reuses it, and no two streams share one.
 class Workspace {
@@ -230,10 +232,10 @@ class Workspace {
   ~Workspace() {
     for (auto& entry : buffers_) release(entry.second.first);
   }
-  void* get(std::size_t bytes, cudaStream_t stream) {
+  void* get(std::size_t bytes, cudaStream_t stream, Slot slot) {
     int device = 0;
     CONVGRAD_CUDA_CHECK(cudaGetDevice(&device));
-    auto& [pointer, size] = buffers_[{device, stream}];
+    auto& [pointer, size] = buffers_[{device, stream, slot}];
     if (size < bytes) {
       // release() is cudaFree, which waits for the device, so nothing still reads the old buffer.
       const std::size_t grown = std::max(bytes, size * 2);
@@ -247,12 +249,13 @@ class Workspace {
   }
 
  private:
-  std::map<std::pair<int, cudaStream_t>, std::pair<void*, std::size_t>> buffers_;
+  std::map<std::tuple<int, cudaStream_t, Slot>, std::pair<void*, std::size_t>> buffers_;
 };
+}  // namespace
 
-void* workspace(std::size_t bytes, cudaStream_t stream) {
+void* workspace(std::size_t bytes, cudaStream_t stream, Slot slot) {
   thread_local Workspace cache;
-  return cache.get(bytes, stream);
+  return cache.get(bytes, stream, slot);
 }
 
 int multiprocessors() {
@@ -261,6 +264,8 @@ int multiprocessors() {
   CONVGRAD_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
   return count;
 }
+
+namespace {
 
 template <class T>
 struct Storage;
@@ -368,6 +373,7 @@ struct WgradFinish {
   const float* partials;  // [splits][k*r*s*c]
   int splits;
   std::int64_t k, r, s, c;
+  std::int64_t c_written;  // channels of dw: the partials' further ones are padding
   void* dw;
   std::int64_t dw_stride[4];
   const float* bias_partials;  // [chunks][k], null without bias
@@ -386,6 +392,7 @@ __global__ void finish_wgrad(const WgradFinish f) {
     for (int split = 0; split < f.splits; ++split) sum += f.partials[split * count + i];
     const std::int64_t c = i % f.c, s = (i / f.c) % f.s, r = (i / (f.c * f.s)) % f.r;
     const std::int64_t k = i / (f.c * f.s * f.r);
+    if (c >= f.c_written) return;
     T* out = static_cast<T*>(f.dw) + k * f.dw_stride[0] + r * f.dw_stride[1] +
              s * f.dw_stride[2] + c * f.dw_stride[3];
     if (f.accumulate) sum = Storage<T>::load(out) + sum;
@@ -402,32 +409,13 @@ __global__ void finish_wgrad(const WgradFinish f) {
 
 // ---- runs -----------------------------------------------------------------------------------
 
-template <Kind kind>
-void fprop_run(const ConvProblem& p, const core::Operands& o, bool accumulate) {
-  const bool with_bias = !o.b.empty();
-  if (!packed(o.x) || !packed(o.w) || !packed(o.y) ||
-      (with_bias && (o.b.strides[0] != 1 || !aligned16(o.b.data)))) {
-    fprop_direct(p, o, accumulate);
-    return;
-  }
-  const cudaStream_t stream = current_stream();
-  fprop_ops(kind, p.k, p.c * p.r * p.s).fprop(fprop_shape(p), o.x.data, o.w.data,
-                        with_bias ? static_cast<const float*>(o.b.data) : nullptr, o.y.data,
-                        stream);
-  finish_launches();
-}
-
-template <Kind kind>
-void dgrad_run(const ConvProblem& p, const core::Operands& o, bool accumulate) {
-  if (!packed(o.x) || !packed(o.w) || !packed(o.y)) {
-    dgrad_direct(p, o, accumulate);
-    return;
-  }
-  using Bits = std::conditional_t<kind == Kind::tf32, std::uint32_t, std::uint16_t>;
+template <class Bits>
+void dgrad_phases_run(Kind kind, const ConvProblem& p, void* dx_data,
+                      std::span<const KChunk> chunks) {
   const cudaStream_t stream = current_stream();
   const std::vector<Phase> phases = dgrad_phases(p);
-  // The phases' filters partition the taps, so together they fill one filter's worth; a strided
-  // dgrad also needs room for the largest phase's packed result.
+  // One phase's filter at a time (the stream orders the reuse); a strided dgrad also needs room
+  // for the largest phase's packed result.
   const bool strided = p.stride_h != 1 || p.stride_w != 1;
   std::int64_t largest = 0;
   if (strided) {
@@ -437,12 +425,9 @@ void dgrad_run(const ConvProblem& p, const core::Operands& o, bool accumulate) {
   }
   const std::int64_t filter_bytes = (w_elements(p) * static_cast<std::int64_t>(sizeof(Bits)) + 255) / 256 * 256;
   char* space = static_cast<char*>(workspace(filter_bytes + largest * sizeof(Bits), stream));
-  Bits* filters = reinterpret_cast<Bits*>(space);
+  Bits* filter = reinterpret_cast<Bits*>(space);
   Bits* packed_phase = reinterpret_cast<Bits*>(space + filter_bytes);
-  const Bits* w = static_cast<const Bits*>(o.w.data);
-  const Bits* dy = static_cast<const Bits*>(o.y.data);
-  Bits* dx = static_cast<Bits*>(o.x.data);
-  std::int64_t offset = 0;
+  Bits* dx = static_cast<Bits*>(dx_data);
   for (const Phase& f : phases) {
     Bits* out = dx + (static_cast<std::int64_t>(f.h.first) * p.w + f.w.first) * p.c;
     if (f.zero(p.p, p.q)) {
@@ -453,30 +438,35 @@ void dgrad_run(const ConvProblem& p, const core::Operands& o, bool accumulate) {
       CONVGRAD_CUDA_CHECK(cudaGetLastError());
       continue;
     }
-    const FilterTaps taps{static_cast<int>(p.k), static_cast<int>(p.r), static_cast<int>(p.s),
-                          static_cast<int>(p.c), f.h.first_tap, f.h.tap_step, f.h.taps,
-                          f.w.first_tap, f.w.tap_step, f.w.taps};
-    Bits* filter = filters + offset;
-    offset += p.c * f.h.taps * f.w.taps * p.k;
-    const dim3 grid(static_cast<unsigned>((p.c + 31) / 32), static_cast<unsigned>((p.k + 31) / 32),
-                    static_cast<unsigned>(f.h.taps * f.w.taps));
-    phase_filter<<<grid, dim3(32, 8), 0, stream>>>(w, filter, taps);
-    CONVGRAD_CUDA_CHECK(cudaGetLastError());
-    const Bits* crop = dy + (static_cast<std::int64_t>(f.h.crop_lo) * p.q + f.w.crop_lo) * p.k;
-    fprop_ops(kind, p.c, p.k * f.h.taps * f.w.taps)
-        .fprop(phase_shape(p, f), crop, filter, nullptr, strided ? packed_phase : out, stream);
+    for (std::size_t i = 0; i < chunks.size(); ++i) {
+      const KChunk& chunk = chunks[i];
+      const FilterTaps taps{static_cast<int>(chunk.k), static_cast<int>(p.r), static_cast<int>(p.s),
+                            static_cast<int>(p.c), f.h.first_tap, f.h.tap_step, f.h.taps,
+                            f.w.first_tap, f.w.tap_step, f.w.taps};
+      const dim3 grid(static_cast<unsigned>((p.c + 31) / 32),
+                      static_cast<unsigned>((chunk.k + 31) / 32),
+                      static_cast<unsigned>(f.h.taps * f.w.taps));
+      phase_filter<<<grid, dim3(32, 8), 0, stream>>>(static_cast<const Bits*>(chunk.w), filter,
+                                                      taps);
+      CONVGRAD_CUDA_CHECK(cudaGetLastError());
+      const Bits* crop = static_cast<const Bits*>(chunk.dy) +
+                         (static_cast<std::int64_t>(f.h.crop_lo) * p.q + f.w.crop_lo) * p.k;
+      ConvShape shape = phase_shape(p, f, chunk.k);
+      shape.add_to_output = i > 0;
+      fprop_ops(kind, p.c, chunk.k * f.h.taps * f.w.taps)
+          .fprop(shape, crop, filter, nullptr, strided ? packed_phase : out, stream);
+    }
     if (strided) {
       const int per_pixel = static_cast<int>(p.c * sizeof(Bits) / 16);
-      const std::int64_t chunks = p.n * f.h.outputs * f.w.outputs * per_pixel;
+      const std::int64_t count = p.n * f.h.outputs * f.w.outputs * per_pixel;
       const std::int64_t pixel_chunks = p.c * static_cast<std::int64_t>(sizeof(Bits)) / 16;
-      scatter_phase<<<static_cast<unsigned>((chunks + 255) / 256), 256, 0, stream>>>(
-          reinterpret_cast<const uint4*>(packed_phase), reinterpret_cast<uint4*>(out), chunks,
+      scatter_phase<<<static_cast<unsigned>((count + 255) / 256), 256, 0, stream>>>(
+          reinterpret_cast<const uint4*>(packed_phase), reinterpret_cast<uint4*>(out), count,
           per_pixel, f.w.outputs, f.h.outputs, p.stride_h * p.w * pixel_chunks,
           p.stride_w * pixel_chunks, p.h * p.w * pixel_chunks);
       CONVGRAD_CUDA_CHECK(cudaGetLastError());
     }
   }
-  finish_launches();
 }
 
 // Slices of whole images: as many as fill the multiprocessors once, each still long enough
@@ -491,13 +481,9 @@ int slice_images(const ConvProblem& p, long long tiles, int ctas_per_sm) {
   return static_cast<int>(per_slice);
 }
 
-template <Kind kind>
-void wgrad_run(const ConvProblem& p, const core::Operands& o, bool accumulate) {
-  if (!packed(o.x) || !packed(o.y)) {
-    wgrad_direct(p, o, accumulate);
-    return;
-  }
-  using T = std::conditional_t<kind == Kind::f16, __half, __nv_bfloat16>;
+template <class T>
+void wgrad_gemm_as(Kind kind, const ConvProblem& p, const void* x, const void* dy,
+                   const TensorView& dw, const TensorView& db, bool accumulate) {
   const cudaStream_t stream = current_stream();
   const CutlassOps& ops = wgrad_ops(kind, p.k);
   const ConvShape full = fprop_shape(p);
@@ -506,7 +492,7 @@ void wgrad_run(const ConvProblem& p, const core::Operands& o, bool accumulate) {
 
   const std::int64_t filter = w_elements(p);
   const std::int64_t rows = p.n * p.p * p.q;
-  const bool with_bias = !o.b.empty();
+  const bool with_bias = !db.empty();
   const std::int64_t rows_per_chunk = std::max<std::int64_t>(256, (rows + 255) / 256);
   const int chunks = with_bias ? static_cast<int>((rows + rows_per_chunk - 1) / rows_per_chunk) : 0;
   const std::size_t bytes =
@@ -522,8 +508,8 @@ void wgrad_run(const ConvProblem& p, const core::Operands& o, bool accumulate) {
     ConvShape shape = full;
     shape.n = static_cast<int>(std::min<std::int64_t>(per_slice, p.n - n0));
     splits[i] = {shape,
-                 static_cast<const char*>(o.x.data) + n0 * p.h * p.w * p.c * element,
-                 static_cast<const char*>(o.y.data) + n0 * p.p * p.q * p.k * element,
+                 static_cast<const char*>(x) + n0 * p.h * p.w * p.c * element,
+                 static_cast<const char*>(dy) + n0 * p.p * p.q * p.k * element,
                  partials + i * filter};
   }
   ops.wgrad(splits.data(), slices, stream);
@@ -532,23 +518,85 @@ void wgrad_run(const ConvProblem& p, const core::Operands& o, bool accumulate) {
     const dim3 grid(static_cast<unsigned>((p.k + kBiasColumns - 1) / kBiasColumns),
                     static_cast<unsigned>(chunks));
     bias_partials<T><<<grid, dim3(kBiasColumns, kBiasLanes), 0, stream>>>(
-        static_cast<const T*>(o.y.data), rows, static_cast<int>(p.k), rows_per_chunk, bias);
+        static_cast<const T*>(dy), rows, static_cast<int>(p.k), rows_per_chunk, bias);
     CONVGRAD_CUDA_CHECK(cudaGetLastError());
   }
   WgradFinish f{};
   f.partials = partials;
   f.splits = slices;
   f.k = p.k, f.r = p.r, f.s = p.s, f.c = p.c;
-  f.dw = o.w.data;
-  for (int i = 0; i < 4; ++i) f.dw_stride[i] = o.w.strides[i];
+  f.c_written = dw.dims[3];
+  f.dw = dw.data;
+  for (int i = 0; i < 4; ++i) f.dw_stride[i] = dw.strides[i];
   f.bias_partials = with_bias ? bias : nullptr;
   f.chunks = chunks;
-  f.db = with_bias ? static_cast<float*>(o.b.data) : nullptr;
-  f.db_stride = with_bias ? o.b.strides[0] : 0;
+  f.db = with_bias ? static_cast<float*>(db.data) : nullptr;
+  f.db_stride = with_bias ? db.strides[0] : 0;
   f.accumulate = accumulate;
   const std::int64_t total = filter + (with_bias ? p.k : 0);
   finish_wgrad<T><<<static_cast<unsigned>((total + 255) / 256), 256, 0, stream>>>(f);
   CONVGRAD_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace
+
+void fprop_run(Kind kind, const ConvProblem& p, const core::Operands& o, bool accumulate) {
+  const bool with_bias = !o.b.empty();
+  if (!packed(o.x) || !packed(o.w) || !packed(o.y) ||
+      (with_bias && (o.b.strides[0] != 1 || !aligned16(o.b.data)))) {
+    fprop_direct(p, o, accumulate);
+    return;
+  }
+  fprop_ops(kind, p.k, p.c * p.r * p.s).fprop(fprop_shape(p), o.x.data, o.w.data,
+                        with_bias ? static_cast<const float*>(o.b.data) : nullptr, o.y.data,
+                        current_stream());
+  finish_launches();
+}
+
+void dgrad_run(Kind kind, const ConvProblem& p, const core::Operands& o, bool accumulate) {
+  if (!packed(o.x) || !packed(o.w) || !packed(o.y)) {
+    dgrad_direct(p, o, accumulate);
+    return;
+  }
+  const KChunk whole{o.y.data, o.w.data, p.k};
+  dgrad_chunks_run(kind, p, o.x.data, std::span<const KChunk>(&whole, 1));
+  finish_launches();
+}
+
+void dgrad_chunks_run(Kind kind, const ConvProblem& p, void* dx, std::span<const KChunk> chunks) {
+  if (kind == Kind::tf32) {
+    dgrad_phases_run<std::uint32_t>(kind, p, dx, chunks);
+  } else {
+    dgrad_phases_run<std::uint16_t>(kind, p, dx, chunks);
+  }
+}
+
+void wgrad_gemm(Kind kind, const ConvProblem& gemm, const void* x, const void* dy,
+                const TensorView& dw, const TensorView& db, bool accumulate) {
+  if (kind == Kind::f16) {
+    wgrad_gemm_as<__half>(kind, gemm, x, dy, dw, db, accumulate);
+  } else {
+    wgrad_gemm_as<__nv_bfloat16>(kind, gemm, x, dy, dw, db, accumulate);
+  }
+}
+
+namespace {
+
+template <Kind kind>
+void fprop_as(const ConvProblem& p, const core::Operands& o, bool accumulate) {
+  fprop_run(kind, p, o, accumulate);
+}
+template <Kind kind>
+void dgrad_as(const ConvProblem& p, const core::Operands& o, bool accumulate) {
+  dgrad_run(kind, p, o, accumulate);
+}
+template <Kind kind>
+void wgrad_as(const ConvProblem& p, const core::Operands& o, bool accumulate) {
+  if (!packed(o.x) || !packed(o.y)) {
+    wgrad_direct(p, o, accumulate);
+    return;
+  }
+  wgrad_gemm(kind, p, o.x.data, o.y.data, o.w, o.b, accumulate);
   finish_launches();
 }
 
@@ -559,15 +607,27 @@ std::optional<std::string> dgrad_rejects_as(const ConvProblem& p) { return dgrad
 template <Kind kind>
 std::optional<std::string> wgrad_rejects_as(const ConvProblem& p) { return wgrad_rejects(p, kind); }
 
-constexpr std::array<core::KernelInfo, 8> kernel_list{{
-    {"cuda.fprop.igemm.sm90a.bf16", Direction::fprop, fprop_rejects_as<Kind::bf16>, fprop_run<Kind::bf16>},
-    {"cuda.fprop.igemm.sm90a.f16", Direction::fprop, fprop_rejects_as<Kind::f16>, fprop_run<Kind::f16>},
-    {"cuda.fprop.igemm.sm90a.tf32", Direction::fprop, fprop_rejects_as<Kind::tf32>, fprop_run<Kind::tf32>},
-    {"cuda.dgrad.igemm.sm90a.bf16", Direction::dgrad, dgrad_rejects_as<Kind::bf16>, dgrad_run<Kind::bf16>},
-    {"cuda.dgrad.igemm.sm90a.f16", Direction::dgrad, dgrad_rejects_as<Kind::f16>, dgrad_run<Kind::f16>},
-    {"cuda.dgrad.igemm.sm90a.tf32", Direction::dgrad, dgrad_rejects_as<Kind::tf32>, dgrad_run<Kind::tf32>},
-    {"cuda.wgrad.igemm.sm90a.bf16", Direction::wgrad, wgrad_rejects_as<Kind::bf16>, wgrad_run<Kind::bf16>},
-    {"cuda.wgrad.igemm.sm90a.f16", Direction::wgrad, wgrad_rejects_as<Kind::f16>, wgrad_run<Kind::f16>},
+// Per direction: the dense implicit GEMMs, the 3xTF32 ones (float32 under fp32_accurate), then
+// the explicit-im2col ones for channel counts the dense ones cannot align.
+constexpr std::array<core::KernelInfo, 18> kernel_list{{
+    {"cuda.fprop.igemm.sm90a.bf16", Direction::fprop, fprop_rejects_as<Kind::bf16>, fprop_as<Kind::bf16>},
+    {"cuda.fprop.igemm.sm90a.f16", Direction::fprop, fprop_rejects_as<Kind::f16>, fprop_as<Kind::f16>},
+    {"cuda.fprop.igemm.sm90a.tf32", Direction::fprop, fprop_rejects_as<Kind::tf32>, fprop_as<Kind::tf32>},
+    {"cuda.fprop.igemm3xtf32.sm90a.f32", Direction::fprop, accurate_fprop_rejects, accurate_fprop},
+    {"cuda.fprop.im2col.sm90a.bf16", Direction::fprop, im2col_rejects_as<Kind::bf16, Direction::fprop>, im2col_run_as<Kind::bf16, Direction::fprop>},
+    {"cuda.fprop.im2col.sm90a.f16", Direction::fprop, im2col_rejects_as<Kind::f16, Direction::fprop>, im2col_run_as<Kind::f16, Direction::fprop>},
+    {"cuda.fprop.im2col.sm90a.tf32", Direction::fprop, im2col_rejects_as<Kind::tf32, Direction::fprop>, im2col_run_as<Kind::tf32, Direction::fprop>},
+    {"cuda.dgrad.igemm.sm90a.bf16", Direction::dgrad, dgrad_rejects_as<Kind::bf16>, dgrad_as<Kind::bf16>},
+    {"cuda.dgrad.igemm.sm90a.f16", Direction::dgrad, dgrad_rejects_as<Kind::f16>, dgrad_as<Kind::f16>},
+    {"cuda.dgrad.igemm.sm90a.tf32", Direction::dgrad, dgrad_rejects_as<Kind::tf32>, dgrad_as<Kind::tf32>},
+    {"cuda.dgrad.igemm3xtf32.sm90a.f32", Direction::dgrad, accurate_dgrad_rejects, accurate_dgrad},
+    {"cuda.dgrad.col2im.sm90a.bf16", Direction::dgrad, im2col_rejects_as<Kind::bf16, Direction::dgrad>, im2col_run_as<Kind::bf16, Direction::dgrad>},
+    {"cuda.dgrad.col2im.sm90a.f16", Direction::dgrad, im2col_rejects_as<Kind::f16, Direction::dgrad>, im2col_run_as<Kind::f16, Direction::dgrad>},
+    {"cuda.dgrad.col2im.sm90a.tf32", Direction::dgrad, im2col_rejects_as<Kind::tf32, Direction::dgrad>, im2col_run_as<Kind::tf32, Direction::dgrad>},
+    {"cuda.wgrad.igemm.sm90a.bf16", Direction::wgrad, wgrad_rejects_as<Kind::bf16>, wgrad_as<Kind::bf16>},
+    {"cuda.wgrad.igemm.sm90a.f16", Direction::wgrad, wgrad_rejects_as<Kind::f16>, wgrad_as<Kind::f16>},
+    {"cuda.wgrad.im2col.sm90a.bf16", Direction::wgrad, im2col_rejects_as<Kind::bf16, Direction::wgrad>, im2col_run_as<Kind::bf16, Direction::wgrad>},
+    {"cuda.wgrad.im2col.sm90a.f16", Direction::wgrad, im2col_rejects_as<Kind::f16, Direction::wgrad>, im2col_run_as<Kind::f16, Direction::wgrad>},
 }};
 
 }  // namespace
