@@ -13,8 +13,12 @@ namespace convgrad {
 /// MPS: `MPSDataType` (float32, float16; bfloat16 is ours).
 enum class DataType : std::uint8_t { float32, float16, bfloat16 };
 
-/// How the GPU backend may trade accuracy for speed; the CPU backends always compute in fp32 or
-/// better and accept every mode.
+/// How the GPU backend may trade accuracy for speed with float32 storage; the CPU backends always
+/// compute in fp32 or better and accept every mode. 16-bit storage always accumulates in fp32.
+/// - exact_fp32 (default): fp32 products and sums on CUDA cores;
+/// - tf32: tensor cores on operands rounded to 10 mantissa bits (relative error about 1e-3);
+/// - fp32_accurate: tensor cores as 3xTF32 (each operand split into two tf32 parts, three
+///   products; within 1e-5 of the fp32 result), fprop and dgrad; wgrad stays exact.
 enum class MathMode : std::uint8_t { exact_fp32, tf32, fp32_accurate };
 
 std::size_t size_of(DataType type) noexcept;

@@ -40,11 +40,13 @@ __global__ void __launch_bounds__(32 * kReduceGroups)
                   DataType dw_type, std::int64_t w0, std::int64_t w1, std::int64_t w2,
                   std::int64_t w3, float* db, std::int64_t b0, bool accumulate,
                   std::int64_t total) {
-  __shared__ float part[kReduceGroups][33];
+  // Double sums, rounded once with the accumulated value: under accumulate, dw0 + sum may cancel
+  // to far below either, and float partial sums would then leave their rounding in plain view.
+  __shared__ double part[kReduceGroups][33];
   const int element = static_cast<int>(threadIdx.x) % 32;
   const int group = static_cast<int>(threadIdx.x) / 32;
   const std::int64_t e = static_cast<std::int64_t>(blockIdx.x) * 32 + element;
-  float sum = 0.0f;
+  double sum = 0.0;
   if (e < total) {
 #pragma unroll 4
     for (std::int64_t split = group; split < splits; split += kReduceGroups) {
@@ -54,7 +56,7 @@ __global__ void __launch_bounds__(32 * kReduceGroups)
   part[group][element] = sum;
   __syncthreads();
   if (group != 0 || e >= total) return;
-  float all = 0.0f;
+  double all = 0.0;
 #pragma unroll
   for (int g = 0; g < kReduceGroups; ++g) all += part[g][element];
   const std::int64_t dw_count = k * r * s * cg;
@@ -66,10 +68,11 @@ __global__ void __launch_bounds__(32 * kReduceGroups)
     const std::int64_t ri = t % r;
     const std::int64_t ki = t / r;
     const std::int64_t at = ki * w0 + ri * w1 + si * w2 + c * w3;
-    store_any(dw, dw_type, at, accumulate ? load_any(dw, dw_type, at) + all : all);
+    const double value = accumulate ? load_any(dw, dw_type, at) + all : all;
+    store_any(dw, dw_type, at, static_cast<float>(value));
   } else {
     float* out = db + (e - dw_count) * b0;
-    *out = accumulate ? *out + all : all;
+    *out = static_cast<float>(accumulate ? *out + all : all);
   }
 }
 

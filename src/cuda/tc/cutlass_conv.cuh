@@ -36,14 +36,9 @@ namespace convgrad::cuda::tc {
 // Stages = 0 fills shared memory with pipeline stages (one CTA per SM); a small count leaves
 // room for two CTAs per SM, whose epilogue and prologue then overlap the other's main loop (the
 // non-persistent kernel's only way to hide them), which pays for tiles of 64 accumulators a thread.
-// Out = void: the output is float32 for wgrad's partials and the storage type otherwise; an fprop
-// may ask for float32 output (the few-channel dgrad's columns, summed again before rounding).
-template <cutlass::conv::Operator Op, class Element, class TileShape, int Stages = 0,
-          class Out = void>
+template <cutlass::conv::Operator Op, class Element, class TileShape, int Stages = 0>
 struct CutlassConv {
-  using ElementOut = cute::conditional_t<
-      cute::is_void_v<Out>,
-      cute::conditional_t<Op == cutlass::conv::Operator::kWgrad, float, Element>, Out>;
+  using ElementOut = cute::conditional_t<Op == cutlass::conv::Operator::kWgrad, float, Element>;
   using ElementBias = float;
   using LayoutOut = cute::conditional_t<Op == cutlass::conv::Operator::kWgrad,
                                         cutlass::layout::TensorKCSR, cutlass::layout::TensorNHWC>;
@@ -196,8 +191,8 @@ __global__ void __launch_bounds__(Conv::Kernel::MaxThreadsPerBlock,
   op(params.slice[blockIdx.z], smem);
 }
 
-template <cutlass::conv::Operator Op, class Element, class TileShape, int Stages, class Out>
-int CutlassConv<Op, Element, TileShape, Stages, Out>::ctas_per_sm() {
+template <cutlass::conv::Operator Op, class Element, class TileShape, int Stages>
+int CutlassConv<Op, Element, TileShape, Stages>::ctas_per_sm() {
   static const int cached = [] {
     const int smem = static_cast<int>(Kernel::SharedStorageSize);
     const auto kernel = split_kernel<CutlassConv>;
@@ -211,8 +206,8 @@ int CutlassConv<Op, Element, TileShape, Stages, Out>::ctas_per_sm() {
   return cached;
 }
 
-template <cutlass::conv::Operator Op, class Element, class TileShape, int Stages, class Out>
-void CutlassConv<Op, Element, TileShape, Stages, Out>::wgrad(const WgradSplit* splits, int count,
+template <cutlass::conv::Operator Op, class Element, class TileShape, int Stages>
+void CutlassConv<Op, Element, TileShape, Stages>::wgrad(const WgradSplit* splits, int count,
                                                 cudaStream_t stream) {
   static_assert(sizeof(SplitParams) < 32000, "split parameters exceed the parameter space");
   if (count < 1 || count > kMaxSplits) throw DeviceError("CUTLASS wgrad: bad slice count");

@@ -57,7 +57,5 @@ struct CutlassOps {
 // two CTAs share an SM): fprop's N is the output channels, wgrad's M the filters.
 extern const CutlassOps fprop_f16, fprop_bf16, fprop_tf32, fprop_f16_n64, fprop_bf16_n64;
 extern const CutlassOps wgrad_f16, wgrad_bf16, wgrad_f16_m64, wgrad_bf16_m64;
-// The 64-column fprop tile with float32 output, for GEMMs whose result is summed once more.
-extern const CutlassOps fprop_f16_f32out, fprop_bf16_f32out;
 
 }  // namespace convgrad::cuda::tc

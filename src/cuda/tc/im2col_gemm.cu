@@ -4,8 +4,9 @@
 // so a packed filter is already the GEMM's [k][j] matrix), padded with zeros to J columns (16-byte
 // rows). The GEMMs are 1x1 fprops or the split 1x1 wgrad of the dense kernels (tensor_core.cu):
 // - fprop: im2col(x) [n][p][q][J] times w [k][J] -> y, bias in the epilogue.
-// - dgrad: dy [n][p][q][k] times w^T [J][k] -> float32 columns, then col2im sums each dx element's
-//   columns in a fixed order and rounds once.
+// - dgrad: dy [n][p][q][k] times w^T [J][k] -> float32 columns, column-major (a persistent GEMM,
+//   gemm_ops.hpp: with k = 64 the reduction is a single tile), then col2im sums each dx element's
+//   columns in a fixed order and rounds once, reading each column along the pixels.
 // - wgrad: the split wgrad of im2col(x) and dy -> dw's [k][J] matrix (J's padding not written).
 // With c = 3 a direct kernel reads each x element R*S times through 3-wide rows; here the tensor
 // cores see a reduction of J and the copies are plain streams. fprop and dgrad go by chunks of
@@ -21,6 +22,7 @@
 #include "cuda/direct.hpp"
 #include "cuda/special_common.cuh"
 #include "cuda/stream.hpp"
+#include "cuda/tc/gemm_ops.hpp"
 #include "cuda/tc/im2col_gemm.hpp"
 
 namespace convgrad::cuda::tc {
@@ -75,8 +77,14 @@ ConvProblem gemm_problem(const ConvProblem& p, Kind kind, std::int64_t images,
   return g;
 }
 
-const CutlassOps& columns_ops(Kind kind) {
-  return kind == Kind::tf32 ? fprop_tf32 : kind == Kind::f16 ? fprop_f16_f32out : fprop_bf16_f32out;
+const GemmOps& columns_gemm(Kind kind) {
+  return kind == Kind::f16 ? gemm_f16_colmajor_f32 : gemm_bf16_colmajor_f32;
+}
+
+// dgrad's GEMM over `images` images: m = their pixels, n = J, k = k; D's columns 16-byte aligned.
+GemmShape columns_shape(const ConvProblem& p, const Plan& plan, std::int64_t images) {
+  const std::int64_t m = images * p.p * p.q;
+  return {m, plan.width, p.k, round_up(m, 4)};
 }
 
 // ---- kernels --------------------------------------------------------------------------------
@@ -173,33 +181,88 @@ __device__ __forceinline__ int first_tap(int target, int kernel, int stride, int
   return -1;
 }
 
-// One block per dx row (image, h); each thread sums its (w, c) elements' columns over the taps
-// that land on them, r outer and s inner: a fixed order.
+// One block per dx row (image, h); each thread takes a column w and sums the columns of its C
+// elements over the taps that land on them, r outer and s inner: a fixed order. Columns are
+// column-major (column j of the chunk's pixel m at j * ldd + m): the lanes of a warp take
+// consecutive w, so that their reads of one tap fall on consecutive pixels. Which taps land
+// depends on h (listed once per block) and on w modulo the stride (a table of sw entries): the
+// index arithmetic is done once per w, not per element. The loads of a thread go out
+// kChannelBatch x kLoadBatch at a time.
+constexpr int kLoadBatch = 4;
+constexpr int kChannelBatch = 4;
+constexpr int kMaxRows = 64;    // landing taps r of one dx row, listed in shared memory
+constexpr int kMaxStride = 64;  // the per-residue table of first landing taps s
+
 template <class T>
 __global__ void __launch_bounds__(kThreads)
-    col2im(const float* __restrict__ columns, Geometry g, int step_h, int step_w,
-           std::int64_t first_image, T* __restrict__ dx, Strides xs) {
+    col2im(const float* __restrict__ columns, std::int64_t ldd, Geometry g, int step_h,
+           int step_w, std::int64_t first_image, T* __restrict__ dx, Strides xs) {
+  __shared__ int row_tap[kMaxRows];    // r * s * c: the first column of tap row r
+  __shared__ int row_pixel[kMaxRows];  // pp * q: the first pixel of dy row pp
+  __shared__ int first_s[kMaxStride];  // by (w + pad_left) mod stride_w; -1: none lands
+  __shared__ int rows;
   const int image = static_cast<int>(blockIdx.x) / g.h, hh = static_cast<int>(blockIdx.x) % g.h;
-  const float* base = columns + static_cast<std::int64_t>(image) * g.p * g.q * g.width;
-  const int r0 = first_tap(hh + g.pt, g.r, g.sh, g.dh, step_h);
-  const int row_step = step_h * g.dh / g.sh, col_step = step_w * g.dw / g.sw;
-  T* out = dx + (first_image + image) * xs.s0 + hh * xs.s1;
-  for (int e = static_cast<int>(threadIdx.x); e < g.w * g.c; e += kThreads) {
-    const int ww = e / g.c, c = e - ww * g.c;
-    float sum = 0.0f;
-    const int s0 = first_tap(ww + g.pl, g.s, g.sw, g.dw, step_w);
-    if (r0 >= 0 && s0 >= 0) {
-      const int th = hh + g.pt - r0 * g.dh, tw = ww + g.pl - s0 * g.dw;
-      // Rows and columns of dy fall by row_step and col_step per landing tap.
+  for (int residue = static_cast<int>(threadIdx.x); residue < g.sw; residue += kThreads) {
+    first_s[residue] = first_tap(residue, g.s, g.sw, g.dw, step_w);
+  }
+  if (threadIdx.x == 0) {
+    int count = 0;
+    const int r0 = first_tap(hh + g.pt, g.r, g.sh, g.dh, step_h);
+    if (r0 >= 0) {
+      const int th = hh + g.pt - r0 * g.dh, row_step = step_h * g.dh / g.sh;
       for (int r = r0, pp = th >= 0 ? th / g.sh : -1; r < g.r && pp >= 0; r += step_h, pp -= row_step) {
-        if (pp >= g.p) continue;
-        const float* row = base + (static_cast<std::int64_t>(pp) * g.q) * g.width + r * g.s * g.c + c;
-        for (int s = s0, qq = tw >= 0 ? tw / g.sw : -1; s < g.s && qq >= 0; s += step_w, qq -= col_step) {
-          if (qq < g.q) sum += __ldg(row + static_cast<std::int64_t>(qq) * g.width + s * g.c);
+        if (pp < g.p) {
+          row_tap[count] = r * g.s * g.c;
+          row_pixel[count] = pp * g.q;
+          ++count;
         }
       }
     }
-    out[ww * xs.s2 + c * xs.s3] = special::from_float<T>(sum);
+    rows = count;
+  }
+  __syncthreads();
+  const float* base = columns + static_cast<std::int64_t>(image) * g.p * g.q;
+  const int col_step = step_w * g.dw / g.sw;
+  T* out = dx + (first_image + image) * xs.s0 + hh * xs.s1;
+  for (int ww = static_cast<int>(threadIdx.x); ww < g.w; ww += kThreads) {
+    const int target = ww + g.pl;
+    const int s0 = first_s[(target % g.sw + g.sw) % g.sw];
+    const int tw = s0 >= 0 ? target - s0 * g.dw : -1;
+    const int q0 = tw >= 0 ? tw / g.sw : -1;
+    // Landing taps s0, s0 + step_w, ... while s < S and the dy column stays >= 0.
+    const int taps_w = q0 < 0 ? 0 : min((g.s - 1 - s0) / step_w, q0 / col_step) + 1;
+    // Taps si < skip land past dy's last column; tap si of row ri reads
+    // row_start[ri] + si * step, a fixed step along j and back along the pixels.
+    const int skip = q0 >= g.q ? (q0 - g.q) / col_step + 1 : 0;
+    const std::int64_t step = static_cast<std::int64_t>(step_w) * g.c * ldd - col_step;
+    T* at = out + ww * xs.s2;
+    // kChannelBatch channels at a time, kLoadBatch taps each: that many loads in flight.
+    for (int c0 = 0; c0 < g.c; c0 += kChannelBatch) {
+      const float* first = base + static_cast<std::int64_t>(s0 * g.c + c0) * ldd + q0;
+      float sum[kChannelBatch] = {};
+      for (int ri = 0; ri < rows; ++ri) {
+        const float* row = first + static_cast<std::int64_t>(row_tap[ri]) * ldd + row_pixel[ri];
+        for (int t0 = skip; t0 < taps_w; t0 += kLoadBatch) {
+          float v[kChannelBatch][kLoadBatch];
+#pragma unroll
+          for (int cc = 0; cc < kChannelBatch; ++cc) {
+#pragma unroll
+            for (int u = 0; u < kLoadBatch; ++u) {
+              v[cc][u] = c0 + cc < g.c && t0 + u < taps_w ? __ldg(row + cc * ldd + (t0 + u) * step) : 0.0f;
+            }
+          }
+#pragma unroll
+          for (int cc = 0; cc < kChannelBatch; ++cc) {
+#pragma unroll
+            for (int u = 0; u < kLoadBatch; ++u) sum[cc] += v[cc][u];
+          }
+        }
+      }
+#pragma unroll
+      for (int cc = 0; cc < kChannelBatch; ++cc) {
+        if (c0 + cc < g.c) at[(c0 + cc) * xs.s3] = special::from_float<T>(sum[cc]);
+      }
+    }
   }
 }
 
@@ -254,22 +317,25 @@ template <class Bits, class T>
 void dgrad_columns(Kind kind, const ConvProblem& p, const core::Operands& o, const Plan& plan) {
   const Geometry g = geometry(p, plan);
   const std::int64_t e = element_bytes(kind);
+  const GemmOps& gemm = columns_gemm(kind);
+  const GemmShape most = columns_shape(p, plan, plan.images);
   const std::size_t filter_bytes = aligned_bytes(p.k * plan.width * e);
+  const std::size_t column_bytes = aligned_bytes(most.n * most.ldd * 4);
   char* space = static_cast<char*>(workspace(
-      filter_bytes + aligned_bytes(plan.images * p.p * p.q * plan.width * 4), current_stream(),
-      Slot::operands));
+      filter_bytes + column_bytes + aligned_bytes(static_cast<std::int64_t>(gemm.workspace_bytes(most))),
+      current_stream(), Slot::operands));
   float* columns = reinterpret_cast<float*>(space + filter_bytes);
+  void* gemm_space = space + filter_bytes + column_bytes;
   launch_filter_matrix<Bits>(o.w, g, p.k, true, space);
   const int step_h = p.stride_h / gcd(p.stride_h, p.dilation_h);
   const int step_w = p.stride_w / gcd(p.stride_w, p.dilation_w);
   for (std::int64_t n0 = 0; n0 < p.n; n0 += plan.images) {
     const std::int64_t images = std::min(plan.images, p.n - n0);
-    const ConvProblem gemm = gemm_problem(p, kind, images, p.k, plan.width);
-    columns_ops(kind).fprop(fprop_shape(gemm),
-                            static_cast<const char*>(o.y.data) + n0 * p.p * p.q * p.k * e, space,
-                            nullptr, columns, current_stream());
+    const GemmShape shape = columns_shape(p, plan, images);
+    gemm.run(shape, static_cast<const char*>(o.y.data) + n0 * p.p * p.q * p.k * e, space, columns,
+             gemm_space, current_stream());
     col2im<T><<<static_cast<unsigned>(images * p.h), kThreads, 0, current_stream()>>>(
-        columns, g, step_h, step_w, n0, static_cast<T*>(o.x.data), strides_of(o.x));
+        columns, shape.ldd, g, step_h, step_w, n0, static_cast<T*>(o.x.data), strides_of(o.x));
     CONVGRAD_CUDA_CHECK(cudaGetLastError());
   }
 }
@@ -307,8 +373,10 @@ std::optional<std::string> im2col_rejects(const ConvProblem& p, Kind kind, Direc
     return "math = " + std::string(to_string(p.math)) +
            ": float32 storage runs on the tensor cores only under MathMode::tf32";
   }
-  if (kind == Kind::tf32 && direction == Direction::wgrad) {
-    return std::string("no tf32 wgrad: wgmma reads tf32 only K-major");
+  if (kind == Kind::tf32 && direction != Direction::fprop) {
+    // wgrad: wgmma reads tf32 only K-major. dgrad: the column GEMM reads dy as it is, and the
+    // tensor cores truncate float32 to tf32, which took the error past 1e-3 on random problems.
+    return std::string("tf32 takes fprop only here (dgrad, wgrad: the CUDA-core kernels)");
   }
   if (p.groups != 1) return "groups = " + str(p.groups) + ": the column GEMMs are dense";
   const std::int64_t a = alignment(kind);
@@ -318,6 +386,10 @@ std::optional<std::string> im2col_rejects(const ConvProblem& p, Kind kind, Direc
   }
   if (p.k % a != 0) return "k = " + str(p.k) + ": must be a multiple of " + str(a) + " (16-byte GEMM rows)";
   const Plan plan = plan_of(p, kind, direction);
+  if (direction == Direction::dgrad && (p.r > kMaxRows || p.stride_w > kMaxStride)) {
+    return "r = " + str(p.r) + ", stride_w = " + str(p.stride_w) + ": col2im lists at most " +
+           str(kMaxRows) + " filter rows and " + str(kMaxStride) + " column residues";
+  }
   if (plan.width > kMaxColumns) {
     return "c * r * s = " + str(plan.taps_c) + ": more than the " + str(kMaxColumns) +
            " columns of this kernel's tap table";
@@ -344,7 +416,13 @@ std::optional<std::string> im2col_rejects(const ConvProblem& p, Kind kind, Direc
     case Direction::dgrad: {
       const ConvProblem gemm = gemm_problem(p, kind, plan.images, p.k, plan.width);
       if (auto reason = common_rejects(gemm, kind)) return "the column GEMM: " + *reason;
-      return columns_ops(kind).can_implement(fprop_shape(gemm));
+      for (const std::int64_t images : {plan.images, p.n % plan.images}) {
+        if (images == 0) continue;
+        if (auto reason = columns_gemm(kind).can_implement(columns_shape(p, plan, images))) {
+          return "the column GEMM: " + *reason;
+        }
+      }
+      return std::nullopt;
     }
     case Direction::wgrad: {
       const ConvProblem gemm = gemm_problem(p, kind, p.n, plan.width, p.k);
@@ -377,9 +455,7 @@ void im2col_run(Kind kind, Direction direction, const ConvProblem& p, const core
         dgrad_direct(p, o, accumulate);
         return;
       }
-      if (kind == Kind::tf32) {
-        dgrad_columns<std::uint32_t, float>(kind, p, o, plan);
-      } else if (kind == Kind::f16) {
+      if (kind == Kind::f16) {
         dgrad_columns<std::uint16_t, __half>(kind, p, o, plan);
       } else {
         dgrad_columns<std::uint16_t, __nv_bfloat16>(kind, p, o, plan);

@@ -2,7 +2,8 @@
 // Convolutions whose input channels the dense tensor-core kernels cannot align (c not a multiple
 // of 8 for 16-bit storage, of 4 for tf32; resnet50_conv1's c = 3), as explicit GEMMs on the
 // tensor cores: im2col + a 1x1 fprop for fprop, a 1x1 fprop into float32 columns + col2im for
-// dgrad, im2col + the split 1x1 wgrad for wgrad (16-bit storage only: there is no tf32 wgrad).
+// dgrad, im2col + the split 1x1 wgrad for wgrad; float32 storage (MathMode::tf32) takes fprop
+// only.
 #pragma once
 
 #include <optional>

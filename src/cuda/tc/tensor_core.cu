@@ -609,7 +609,7 @@ std::optional<std::string> wgrad_rejects_as(const ConvProblem& p) { return wgrad
 
 // Per direction: the dense implicit GEMMs, the 3xTF32 ones (float32 under fp32_accurate), then
 // the explicit-im2col ones for channel counts the dense ones cannot align.
-constexpr std::array<core::KernelInfo, 18> kernel_list{{
+constexpr std::array<core::KernelInfo, 17> kernel_list{{
     {"cuda.fprop.igemm.sm90a.bf16", Direction::fprop, fprop_rejects_as<Kind::bf16>, fprop_as<Kind::bf16>},
     {"cuda.fprop.igemm.sm90a.f16", Direction::fprop, fprop_rejects_as<Kind::f16>, fprop_as<Kind::f16>},
     {"cuda.fprop.igemm.sm90a.tf32", Direction::fprop, fprop_rejects_as<Kind::tf32>, fprop_as<Kind::tf32>},
@@ -623,7 +623,6 @@ constexpr std::array<core::KernelInfo, 18> kernel_list{{
     {"cuda.dgrad.igemm3xtf32.sm90a.f32", Direction::dgrad, accurate_dgrad_rejects, accurate_dgrad},
     {"cuda.dgrad.col2im.sm90a.bf16", Direction::dgrad, im2col_rejects_as<Kind::bf16, Direction::dgrad>, im2col_run_as<Kind::bf16, Direction::dgrad>},
     {"cuda.dgrad.col2im.sm90a.f16", Direction::dgrad, im2col_rejects_as<Kind::f16, Direction::dgrad>, im2col_run_as<Kind::f16, Direction::dgrad>},
-    {"cuda.dgrad.col2im.sm90a.tf32", Direction::dgrad, im2col_rejects_as<Kind::tf32, Direction::dgrad>, im2col_run_as<Kind::tf32, Direction::dgrad>},
     {"cuda.wgrad.igemm.sm90a.bf16", Direction::wgrad, wgrad_rejects_as<Kind::bf16>, wgrad_as<Kind::bf16>},
     {"cuda.wgrad.igemm.sm90a.f16", Direction::wgrad, wgrad_rejects_as<Kind::f16>, wgrad_as<Kind::f16>},
     {"cuda.wgrad.im2col.sm90a.bf16", Direction::wgrad, im2col_rejects_as<Kind::bf16, Direction::wgrad>, im2col_run_as<Kind::bf16, Direction::wgrad>},
