@@ -959,13 +959,23 @@ std::optional<std::string> grouped_tc_rejects_wgrad_f16(const ConvProblem& p) {
   return wgrad_rejects(p, DataType::float16);
 }
 
+namespace {
+
+using Rejects = std::optional<std::string> (*)(const ConvProblem&);
+using Run = void (*)(const ConvProblem&, const core::Operands&, bool);
+
+// Views the tensor cores cannot read: the CUDA-core grouped kernel where it takes the problem,
+// else the direct one.
+void fall_back(const ConvProblem& problem, const core::Operands& o, bool accumulate,
+               Rejects grouped_rejects, Run grouped, Run direct) {
+  (grouped_rejects(problem) ? direct : grouped)(problem, o, accumulate);
+}
+
+}  // namespace
+
 void grouped_tc_fprop(const ConvProblem& problem, const core::Operands& o, bool accumulate) {
   if (!vectors(o.x) || !vectors(o.y)) {
-    if (grouped_rejects_fprop(problem)) {
-      fprop_direct(problem, o, accumulate);
-    } else {
-      grouped_fprop(problem, o, accumulate);
-    }
+    fall_back(problem, o, accumulate, grouped_rejects_fprop, grouped_fprop, fprop_direct);
     return;
   }
   with_type(problem.x_type, [&](auto tag) { conv_run<decltype(tag)>(problem, o, false); });
@@ -974,11 +984,7 @@ void grouped_tc_fprop(const ConvProblem& problem, const core::Operands& o, bool 
 
 void grouped_tc_dgrad(const ConvProblem& problem, const core::Operands& o, bool accumulate) {
   if (!vectors(o.x) || !vectors(o.y)) {
-    if (grouped_rejects_dgrad(problem)) {
-      dgrad_direct(problem, o, accumulate);
-    } else {
-      grouped_dgrad(problem, o, accumulate);
-    }
+    fall_back(problem, o, accumulate, grouped_rejects_dgrad, grouped_dgrad, dgrad_direct);
     return;
   }
   with_type(problem.x_type, [&](auto tag) { conv_run<decltype(tag)>(problem, o, true); });
@@ -987,11 +993,7 @@ void grouped_tc_dgrad(const ConvProblem& problem, const core::Operands& o, bool 
 
 void grouped_tc_wgrad(const ConvProblem& problem, const core::Operands& o, bool accumulate) {
   if (!vectors(o.x) || !vectors(o.y)) {
-    if (grouped_rejects_wgrad(problem)) {
-      wgrad_direct(problem, o, accumulate);
-    } else {
-      grouped_wgrad(problem, o, accumulate);
-    }
+    fall_back(problem, o, accumulate, grouped_rejects_wgrad, grouped_wgrad, wgrad_direct);
     return;
   }
   with_type(problem.x_type, [&](auto tag) { wgrad_run<decltype(tag)>(problem, o, accumulate); });

@@ -150,14 +150,8 @@ void expect_rejected(const std::string& problem_text, Direction direction,
                      const std::string& reason, DataType type = DataType::bfloat16) {
   ConvProblem p = parse_problem(problem_text);
   p.x_type = p.w_type = p.y_type = type;
-  const std::string glob = "cuda." + std::string(to_string(direction)) + ".grouped.tc.bf16";
-  SCOPED_TRACE(problem_text + " " + glob);
-  try {
-    (void)kernel_name(p, direction, test::run_on("cuda", glob));
-    ADD_FAILURE() << "the kernel accepted the problem";
-  } catch (const Unsupported& error) {
-    EXPECT_NE(std::string(error.what()).find(reason), std::string::npos) << error.what();
-  }
+  test::expect_refused(p, direction, "cuda." + std::string(to_string(direction)) + ".grouped.tc.bf16",
+                       reason);
 }
 
 TEST(CudaGroupedTc, RejectReasons) {

@@ -3,6 +3,9 @@
 
 #include <cstdlib>
 #include <exception>
+#include <string>
+
+#include "convgrad/errors.hpp"
 
 namespace convgrad::test {
 namespace {
@@ -153,6 +156,17 @@ bool Tally::add(Outcome outcome) {
 void Tally::expect_done(std::int64_t problems) const {
   EXPECT_LT(failures, 10) << "stopped after 10 failing problems";
   EXPECT_GE(ran, problems);
+}
+
+void expect_refused(const ConvProblem& p, Direction direction, const std::string& kernel,
+                    const std::string& reason) {
+  SCOPED_TRACE(kernel + " on " + describe(p));
+  try {
+    (void)kernel_name(p, direction, run_on("cuda", kernel));
+    ADD_FAILURE() << "accepted, expected a refusal naming \"" << reason << "\"";
+  } catch (const Unsupported& error) {
+    EXPECT_NE(std::string(error.what()).find(reason), std::string::npos) << error.what();
+  }
 }
 
 }  // namespace convgrad::test

@@ -101,6 +101,11 @@ Outcome check_problem(const ConvProblem& p, Layout layout, const CudaCheck& chec
                       std::mt19937_64& rng, double& max_error,
                       const std::function<void()>& before_cuda = {});
 
+/// `kernel` (forced through RunOptions::kernel) refuses `p` in `direction` with a message that
+/// contains `reason`.
+void expect_refused(const ConvProblem& p, Direction direction, const std::string& kernel,
+                    const std::string& reason);
+
 /// A suite's count of problems by outcome; it stops after 10 failing problems.
 struct Tally {
   std::int64_t ran = 0, redrawn = 0, failures = 0;

@@ -363,16 +363,7 @@ bool filter_rows_contiguous(const TensorView& w, const ConvProblem& p) {
 }  // namespace
 
 std::optional<std::string> im2col_rejects(const ConvProblem& p, Kind kind, Direction direction) {
-  const DataType t = storage(kind);
-  if (p.x_type != t || p.w_type != t || p.y_type != t) {
-    return "storage types x " + std::string(to_string(p.x_type)) + ", w " +
-           std::string(to_string(p.w_type)) + ", y " + std::string(to_string(p.y_type)) +
-           ": this kernel takes " + std::string(to_string(t)) + " for all three";
-  }
-  if (kind == Kind::tf32 && p.math != MathMode::tf32) {
-    return "math = " + std::string(to_string(p.math)) +
-           ": float32 storage runs on the tensor cores only under MathMode::tf32";
-  }
+  if (auto reason = storage_rejects(p, kind)) return reason;
   if (kind == Kind::tf32 && direction != Direction::fprop) {
     // wgrad: wgmma reads tf32 only K-major. dgrad: the column GEMM reads dy as it is, and the
     // tensor cores truncate float32 to tf32, which took the error past 1e-3 on random problems.

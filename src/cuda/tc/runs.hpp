@@ -30,7 +30,9 @@ constexpr std::int64_t alignment(Kind kind) { return kind == Kind::tf32 ? 4 : 8;
 const CutlassOps& fprop_ops(Kind kind, std::int64_t output_channels, std::int64_t reduction);
 ConvShape fprop_shape(const ConvProblem& p);
 
-/// Storage types and math mode of the kind, groups = 1, 16-byte channel rows, pads >= 0, extents
+/// Storage types and math mode of the kind.
+std::optional<std::string> storage_rejects(const ConvProblem& p, Kind kind);
+/// storage_rejects, groups = 1, 16-byte channel rows, pads >= 0, extents
 /// in 32 bits.
 std::optional<std::string> common_rejects(const ConvProblem& p, Kind kind);
 std::optional<std::string> fprop_rejects(const ConvProblem& p, Kind kind);

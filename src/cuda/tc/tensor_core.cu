@@ -65,7 +65,7 @@ const CutlassOps& wgrad_ops(Kind kind, std::int64_t filters) {
 std::string str(std::int64_t v) { return std::to_string(v); }
 }  // namespace
 
-std::optional<std::string> common_rejects(const ConvProblem& p, Kind kind) {
+std::optional<std::string> storage_rejects(const ConvProblem& p, Kind kind) {
   const DataType t = storage(kind);
   if (p.x_type != t || p.w_type != t || p.y_type != t) {
     return "storage types x " + std::string(to_string(p.x_type)) + ", w " +
@@ -74,9 +74,13 @@ std::optional<std::string> common_rejects(const ConvProblem& p, Kind kind) {
   }
   if (kind == Kind::tf32 && p.math != MathMode::tf32) {
     return "math = " + std::string(to_string(p.math)) +
-           ": float32 storage runs on the tensor cores only under MathMode::tf32 (fp32_accurate "
-           "and exact_fp32 stay with the direct kernels)";
+           ": float32 storage runs on these tensor-core kernels only under MathMode::tf32";
   }
+  return std::nullopt;
+}
+
+std::optional<std::string> common_rejects(const ConvProblem& p, Kind kind) {
+  if (auto reason = storage_rejects(p, kind)) return reason;
   if (p.groups != 1) {
     return "groups = " + str(p.groups) + ": CUTLASS 3.x sm90 convolutions take groups = 1 only";
   }
