@@ -15,12 +15,12 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <limits>
 #include <string>
 #include <vector>
 
 #include "cuda/check.hpp"
 #include "cuda/direct.hpp"
+#include "cuda/special_common.cuh"
 #include "cuda/stream.hpp"
 #include "cuda/tc/accurate.hpp"
 #include "cuda/tc/runs.hpp"
@@ -91,7 +91,7 @@ void split(const void* in, float* out, std::int64_t rows, std::int64_t length, s
   const std::int64_t length4 = length / 4;
   const std::int64_t count = rows * length4;
   const std::int64_t blocks =
-      std::clamp<std::int64_t>((count + 255) / 256, 1, 64LL * multiprocessors());
+      std::clamp<std::int64_t>((count + 255) / 256, 1, 64LL * special::multiprocessors());
   split_parts<<<static_cast<unsigned>(blocks), 256, 0, current_stream()>>>(
       static_cast<const float4*>(in), reinterpret_cast<float4*>(out), rows, length4,
       layout == Parts::by_rows ? chunk : chunk / 4, layout, small_part);
@@ -140,7 +140,7 @@ std::optional<std::string> as_chunk(std::optional<std::string> reason, std::int6
 }
 
 std::size_t floats_bytes(std::int64_t count) {
-  return (static_cast<std::size_t>(count) * sizeof(float) + 255) / 256 * 256;
+  return aligned_bytes(count * static_cast<std::int64_t>(sizeof(float)));
 }
 
 }  // namespace
@@ -171,8 +171,7 @@ std::optional<std::string> accurate_dgrad_rejects(const ConvProblem& p) {
 
 void accurate_fprop(const ConvProblem& p, const core::Operands& o, bool accumulate) {
   const bool with_bias = !o.b.empty();
-  if (!packed(o.x) || !packed(o.w) || !packed(o.y) ||
-      (with_bias && (o.b.strides[0] != 1 || !aligned16(o.b.data)))) {
+  if (!packed(o.x) || !packed(o.w) || !packed(o.y) || !bias_readable(o.b)) {
     fprop_direct(p, o, accumulate);
     return;
   }

@@ -40,7 +40,7 @@ constexpr int kThreads = 256;
 
 std::string str(std::int64_t v) { return std::to_string(v); }
 std::int64_t round_up(std::int64_t v, std::int64_t to) { return (v + to - 1) / to * to; }
-std::int64_t element_bytes(Kind kind) { return kind == Kind::tf32 ? 4 : 2; }
+std::int64_t element_bytes(Kind kind) { return static_cast<std::int64_t>(size_of(storage(kind))); }
 
 struct Plan {
   std::int64_t taps_c;  // C * R * S
@@ -288,10 +288,6 @@ void launch_im2col(const TensorView& x, const Geometry& g, std::int64_t first, s
   CONVGRAD_CUDA_CHECK(cudaGetLastError());
 }
 
-std::size_t aligned_bytes(std::int64_t bytes) {
-  return static_cast<std::size_t>((bytes + 255) / 256 * 256);
-}
-
 template <class Bits>
 void fprop_columns(Kind kind, const ConvProblem& p, const core::Operands& o, const Plan& plan) {
   const Geometry g = geometry(p, plan);
@@ -429,8 +425,7 @@ void im2col_run(Kind kind, Direction direction, const ConvProblem& p, const core
   const Plan plan = plan_of(p, kind, direction);
   switch (direction) {
     case Direction::fprop: {
-      const bool with_bias = !o.b.empty();
-      if (!packed(o.y) || (with_bias && (o.b.strides[0] != 1 || !aligned16(o.b.data)))) {
+      if (!packed(o.y) || !bias_readable(o.b)) {
         fprop_direct(p, o, accumulate);
         return;
       }

@@ -42,12 +42,17 @@ std::optional<std::string> wgrad_rejects(const ConvProblem& p, Kind kind);
 bool aligned16(const void* pointer);
 /// Dense in the order of its dims and 16-byte aligned: what TMA reads.
 bool packed(const TensorView& v);
+/// No bias, or a dense 16-byte-aligned float32 vector, as the CUTLASS epilogue reads it.
+bool bias_readable(const TensorView& b);
+/// `bytes` rounded up to 256, so that the next piece carved from one workspace stays aligned.
+constexpr std::size_t aligned_bytes(std::int64_t bytes) {
+  return static_cast<std::size_t>((bytes + 255) / 256 * 256);
+}
 
 /// A grow-only device buffer per thread, device, stream and slot. A run holds its `run` slot;
 /// an entry that builds operands for a run it then calls keeps them in the `operands` slot.
 enum class Slot { run, operands };
 void* workspace(std::size_t bytes, cudaStream_t stream, Slot slot = Slot::run);
-int multiprocessors();
 
 /// One part of dgrad's reduction over k: `k` channels of dy (pointing at the first of them in
 /// pixel 0; pixels lie the problem's k apart) and their filters, packed [k][r][s][c].

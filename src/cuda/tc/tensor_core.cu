@@ -36,6 +36,7 @@
 #include "cuda/check.hpp"
 #include "cuda/direct.hpp"
 #include "cuda/memory.hpp"
+#include "cuda/special_common.cuh"
 #include "cuda/stream.hpp"
 #include "cuda/tc/accurate.hpp"
 #include "cuda/tc/cutlass_ops.hpp"
@@ -228,6 +229,10 @@ bool packed(const TensorView& v) {
   return aligned16(v.data);
 }
 
+bool bias_readable(const TensorView& b) {
+  return b.empty() || (b.strides[0] == 1 && aligned16(b.data));
+}
+
 namespace {
 // A per-thread, per-device, per-stream grow-only buffer: work queued earlier on the same stream
 // finishes before later work reuses it, and no two streams share one.
@@ -260,13 +265,6 @@ class Workspace {
 void* workspace(std::size_t bytes, cudaStream_t stream, Slot slot) {
   thread_local Workspace cache;
   return cache.get(bytes, stream, slot);
-}
-
-int multiprocessors() {
-  int device = 0, count = 0;
-  CONVGRAD_CUDA_CHECK(cudaGetDevice(&device));
-  CONVGRAD_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
-  return count;
 }
 
 namespace {
@@ -427,7 +425,7 @@ void dgrad_phases_run(Kind kind, const ConvProblem& p, void* dx_data,
       largest = std::max<std::int64_t>(largest, p.n * f.h.outputs * f.w.outputs * p.c);
     }
   }
-  const std::int64_t filter_bytes = (w_elements(p) * static_cast<std::int64_t>(sizeof(Bits)) + 255) / 256 * 256;
+  const std::size_t filter_bytes = aligned_bytes(w_elements(p) * static_cast<std::int64_t>(sizeof(Bits)));
   char* space = static_cast<char*>(workspace(filter_bytes + largest * sizeof(Bits), stream));
   Bits* filter = reinterpret_cast<Bits*>(space);
   Bits* packed_phase = reinterpret_cast<Bits*>(space + filter_bytes);
@@ -477,7 +475,7 @@ void dgrad_phases_run(Kind kind, const ConvProblem& p, void* dx_data,
 // (>= 512 reduction rows) to pay for its partial's round trip.
 int slice_images(const ConvProblem& p, long long tiles, int ctas_per_sm) {
   const long long wanted =
-      std::max<long long>(1, multiprocessors() * ctas_per_sm / std::max<long long>(tiles, 1));
+      std::max<long long>(1, special::multiprocessors() * ctas_per_sm / std::max<long long>(tiles, 1));
   long long slices = std::min<long long>({wanted, p.n, kMaxSplits});
   const long long pixels = p.p * p.q;
   while (slices > 1 && (p.n / slices) * pixels < 512) --slices;
@@ -546,8 +544,7 @@ void wgrad_gemm_as(Kind kind, const ConvProblem& p, const void* x, const void* d
 
 void fprop_run(Kind kind, const ConvProblem& p, const core::Operands& o, bool accumulate) {
   const bool with_bias = !o.b.empty();
-  if (!packed(o.x) || !packed(o.w) || !packed(o.y) ||
-      (with_bias && (o.b.strides[0] != 1 || !aligned16(o.b.data)))) {
+  if (!packed(o.x) || !packed(o.w) || !packed(o.y) || !bias_readable(o.b)) {
     fprop_direct(p, o, accumulate);
     return;
   }
